@@ -1,0 +1,47 @@
+# dynamic-nginx: the official nginx image's contract, plus a watcher that keeps
+# upstream blocks in step with Docker and a reloader that validates first.
+FROM debian:trixie-slim AS runtime
+
+# uid/gid 101 like the official image, created before any package can take it.
+RUN groupadd --system --gid 101 nginx \
+    && useradd --system --uid 101 --gid nginx --no-create-home \
+        --home-dir /nonexistent --shell /bin/false nginx \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        nginx supervisor gettext-base \
+        python3 python3-docker python3-jinja2 python3-watchdog \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
+    && rm -rf /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d/* /var/www/html \
+    && ln -sf /proc/1/fd/1 /var/log/nginx/access.log \
+    && ln -sf /proc/1/fd/2 /var/log/nginx/error.log \
+    && mkdir -p /docker-entrypoint.d /etc/nginx/templates /run/dynamic-nginx
+
+COPY nginx/nginx.conf /etc/nginx/nginx.conf
+COPY nginx/default.conf /etc/nginx/conf.d/default.conf
+COPY nginx/html/ /usr/share/nginx/html/
+COPY supervisord.conf /etc/dynamic-nginx/supervisord.conf
+COPY templates/ /usr/share/dynamic-nginx/templates/
+COPY entrypoint/docker-entrypoint.sh /docker-entrypoint.sh
+COPY entrypoint/docker-entrypoint.d/ /docker-entrypoint.d/
+COPY entrypoint/bin/ /usr/local/lib/dynamic-nginx/
+COPY entrypoint/dynamic_nginx/ /usr/lib/python3/dist-packages/dynamic_nginx/
+RUN python3 -m compileall -q /usr/lib/python3/dist-packages/dynamic_nginx
+
+ENTRYPOINT ["/docker-entrypoint.sh"]
+EXPOSE 80
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]
+
+# Unit tests with the exact runtime versions: docker build --target test.
+FROM runtime AS test
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        python3-pytest python3-hypothesis \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml /src/pyproject.toml
+COPY tests/unit/ /src/tests/unit/
+WORKDIR /src
+ENTRYPOINT []
+CMD ["python3", "-m", "pytest", "tests/unit"]
+
+FROM runtime

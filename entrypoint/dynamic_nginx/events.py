@@ -1,0 +1,77 @@
+"""Docker events as plain data, and what each one means for membership. No I/O.
+
+The event that matters most is `kill`: Docker emits it right after delivering
+the signal, before the process exits, so a terminating signal is our earliest
+notice that a replica is going away (it is "stopping" from then on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+CONTAINER_ACTIONS = frozenset(
+    {"start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "health_status"}
+)
+NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+TERMINATING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL})
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """A container or network event; `container` is the container's id for both kinds."""
+
+    type: str
+    action: str
+    container: str
+    attributes: Mapping[str, str]
+
+
+def from_api(raw: Mapping[str, Any]) -> Event | None:
+    """Convert one decoded `/events` message; None for events we do not act on."""
+    kind = raw.get("Type", "")
+    action = str(raw.get("Action", ""))
+    actor = raw.get("Actor") or {}
+    attributes = {str(k): str(v) for k, v in (actor.get("Attributes") or {}).items()}
+    # "health_status: healthy" carries its value in the action itself.
+    base = action.split(":", 1)[0]
+    if kind == "container" and base in CONTAINER_ACTIONS:
+        return Event("container", base, str(actor.get("ID", "")), attributes)
+    if kind == "network" and base in NETWORK_ACTIONS:
+        return Event("network", base, attributes.get("container", ""), attributes)
+    return None
+
+
+def signal_number(text: str) -> int | None:
+    """15, "15", "SIGTERM" and "TERM" all give 15; None if unknown."""
+    text = text.strip().upper()
+    if text.isdigit():
+        return int(text)
+    name = text if text.startswith("SIG") else "SIG" + text
+    value = getattr(signal.Signals, name, None) if name.isidentifier() else None
+    return int(value) if value is not None else None
+
+
+def is_terminating(event: Event, stop_signal: str = "") -> bool:
+    """A `kill` whose signal ends the container: TERM, INT, QUIT, KILL or its StopSignal."""
+    if event.type != "container" or event.action != "kill":
+        return False
+    number = signal_number(event.attributes.get("signal", ""))
+    if number is None:
+        return False
+    return number in TERMINATING or (bool(stop_signal) and number == signal_number(stop_signal))
+
+
+def update_stopping(stopping: frozenset[str], event: Event, stop_signal: str = "") -> frozenset[str]:
+    """The ids known to be on their way out after this event.
+
+    A terminating kill adds the container; it leaves again when it starts
+    (restart policy, `docker start`) or is destroyed.
+    """
+    if is_terminating(event, stop_signal):
+        return stopping | {event.container}
+    if event.type == "container" and event.action in ("start", "destroy"):
+        return stopping - {event.container}
+    return stopping

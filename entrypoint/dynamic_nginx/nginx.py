@@ -1,0 +1,114 @@
+"""The nginx edge: test the configuration, signal a reload, confirm it took.
+
+`nginx -s reload` returns success even when the master then rejects the new
+configuration, so we test first and then watch for a new generation of
+worker processes as the proof that the master accepted it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+# nginx options that change which configuration is loaded; -t must see them too.
+_CONFIG_OPTIONS = {"-c", "-g", "-p", "-e"}
+_ERROR_RE = re.compile(r"\[(emerg|alert|crit|error)\]\s*(.*)")
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+    ok: bool
+    message: str
+
+
+def config_args(command: Sequence[str]) -> list[str]:
+    """From the nginx command line the container runs, the options that select its config."""
+    kept: list[str] = []
+    args = list(command[1:])
+    for index, arg in enumerate(args):
+        if arg in _CONFIG_OPTIONS and index + 1 < len(args):
+            kept += [arg, args[index + 1]]
+    return kept
+
+
+def first_error(output: str) -> str:
+    """nginx's own error message from `nginx -t` output, on one line."""
+    for line in output.splitlines():
+        match = _ERROR_RE.search(line)
+        if match:
+            return f"[{match.group(1)}] {match.group(2).strip()}"
+    return " ".join(output.split())[-400:] or "nginx -t failed without a message"
+
+
+def read_command(path: Path) -> list[str]:
+    """The nginx command line the entrypoint recorded (NUL-separated); plain nginx if none."""
+    try:
+        parts = [p for p in path.read_bytes().split(b"\0") if p]
+    except OSError:
+        parts = []
+    return [p.decode() for p in parts] or ["nginx", "-g", "daemon off;"]
+
+
+def children(pid: int, proc: Path = Path("/proc")) -> set[int]:
+    """Process ids whose parent is pid (nginx workers and cache processes)."""
+    found = set()
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state, ppid, ...
+        fields = text[text.rfind(")") + 2 :].split()
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.add(int(stat.parent.name))
+    return found
+
+
+class Nginx:
+    """Runs `nginx -t` with the container's own options and reloads the running master."""
+
+    def __init__(self, command: Sequence[str], pid_file: Path):
+        self.binary = command[0] if command else "nginx"
+        self.options = config_args(command)
+        self.pid_file = pid_file
+
+    def test(self) -> TestResult:
+        result = subprocess.run(
+            [self.binary, *self.options, "-t", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        output = (result.stderr + result.stdout).strip()
+        if result.returncode == 0:
+            return TestResult(True, output)
+        return TestResult(False, first_error(output))
+
+    def master_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def reload(self, timeout: float = 10.0) -> bool:
+        """HUP the master and wait for a new worker generation; False if none appeared."""
+        pid = self.master_pid()
+        if pid is None:
+            return False
+        before = children(pid)
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if children(pid) - before:
+                return True
+            time.sleep(0.01)
+        return False

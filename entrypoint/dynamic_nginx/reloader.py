@@ -1,0 +1,156 @@
+"""The reloader: config files change -> debounce -> `nginx -t` -> reload.
+
+It watches folders, not files (editors replace files atomically), and knows
+nothing of Docker: it reloads for any change, whoever made it. A failed
+`nginx -t` is reported and never reloads, so nginx keeps serving its last
+good configuration until the files are valid again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from .nginx import Nginx
+from .settings import Settings
+
+log = logging.getLogger("reloader")
+CHANGE_TYPES = frozenset({"created", "modified", "deleted", "moved"})
+STARTED_STAMP = "nginx.started"
+RELOADED_STAMP = "nginx.reloaded"
+
+
+def is_ignored(path: str) -> bool:
+    """Temp and editor scratch files: hidden names, backups, vim's probe file."""
+    name = Path(path).name
+    return name.startswith(".") or name.endswith(("~", ".swp", ".swx", ".tmp")) or name == "4913"
+
+
+def counts(event: FileSystemEvent) -> bool:
+    """True for a change to a file that nginx may read; opens and reads never count."""
+    if event.event_type not in CHANGE_TYPES:
+        return False
+    if event.is_directory and event.event_type == "modified":
+        return False
+    paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+    return any(p and not is_ignored(str(p)) for p in paths)
+
+
+def newest_mtime(folders: Iterable[Path]) -> float:
+    newest = 0.0
+    for folder in folders:
+        for path in folder.rglob("*") if folder.is_dir() else ():
+            try:
+                if not is_ignored(str(path)):
+                    newest = max(newest, path.stat().st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+class Debounce:
+    """Collects change notices; `settle()` returns once quiet for `minimum`
+    seconds, or `maximum` seconds after the first notice, whichever is sooner."""
+
+    def __init__(self, minimum: float, maximum: float):
+        self.minimum = minimum
+        self.maximum = maximum
+        self._lock = threading.Lock()
+        self._pending = threading.Event()
+        self._first = 0.0
+        self._last = 0.0
+
+    def notice(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not self._pending.is_set():
+                self._first = now
+            self._last = now
+            self._pending.set()
+
+    def settle(self) -> None:
+        """Block until a notice arrives and has settled, then clear it."""
+        self._pending.wait()
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                wait = min(self._last + self.minimum - now, self._first + self.maximum - now)
+                if wait <= 0:
+                    self._pending.clear()
+                    return
+            time.sleep(wait)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, debounce: Debounce):
+        self.debounce = debounce
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if counts(event):
+            self.debounce.notice()
+
+
+class Reloader:
+    """Turns settled file changes into validated reloads, one at a time."""
+
+    def __init__(self, settings: Settings, nginx: Nginx):
+        self.settings = settings
+        self.nginx = nginx
+        self.debounce = Debounce(settings.reload_debounce_min, settings.reload_debounce_max)
+        self.reloads = 0
+        self._last_error = ""
+
+    def folders(self) -> list[Path]:
+        folders = list(self.settings.watch_dirs)
+        conf = self.settings.conf_dir
+        if not any(conf == f or f in conf.parents for f in folders):
+            folders.append(conf)
+        return [f for f in folders if f.is_dir()]
+
+    def run(self) -> None:
+        observer = Observer()
+        handler = _Handler(self.debounce)
+        for folder in self.folders():
+            observer.schedule(handler, str(folder), recursive=True)
+        observer.start()
+        log.info("watching %s", ", ".join(map(str, self.folders())))
+        if self._changed_while_away():
+            self.debounce.notice()
+        while True:
+            self.debounce.settle()
+            self.apply()
+
+    def _changed_while_away(self) -> bool:
+        """True if files changed after nginx last loaded them (we were restarted meanwhile)."""
+        stamps = [self.settings.run_dir / STARTED_STAMP, self.settings.run_dir / RELOADED_STAMP]
+        loaded = max((s.stat().st_mtime for s in stamps if s.exists()), default=None)
+        return loaded is not None and newest_mtime(self.folders()) > loaded
+
+    def apply(self) -> bool:
+        """Test, then reload; True if nginx now runs the files as they are."""
+        result = self.nginx.test()
+        if not result.ok:
+            if result.message != self._last_error:
+                log.error(
+                    "nginx -t failed, not reloading; nginx keeps serving its last good configuration: %s",
+                    result.message,
+                )
+            self._last_error = result.message
+            return False
+        if self._last_error:
+            log.info("configuration is valid again")
+            self._last_error = ""
+        started = time.monotonic()
+        if not self.nginx.reload():
+            log.error("nginx did not start new workers after the reload signal; is nginx running?")
+            return False
+        self.reloads += 1
+        (self.settings.run_dir / RELOADED_STAMP).touch()
+        log.info("reloaded nginx (#%d, %.0f ms)", self.reloads, (time.monotonic() - started) * 1000)
+        return True

@@ -1,0 +1,96 @@
+"""Settings: one frozen object, built once from `DYNAMIC_NGINX_*` variables.
+
+Every knob of the watcher and the reloader lives here with its default, so the
+README's environment reference can be checked against one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+PREFIX = "DYNAMIC_NGINX_"
+
+
+class SettingsError(ValueError):
+    """A variable has a value we cannot use; the message names it and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What the watcher and reloader need to know, with the defaults of the image."""
+
+    conf_dir: Path = Path("/etc/nginx/conf.d")
+    builtin_templates: Path = Path("/usr/share/dynamic-nginx/templates")
+    user_templates: Path = Path("/etc/nginx/templates")
+    run_dir: Path = Path("/run/dynamic-nginx")
+    watch_dirs: tuple[Path, ...] = (Path("/etc/nginx"),)
+    container: str = ""
+    project: str = ""
+    debounce_min: float = 0.05
+    debounce_max: float = 0.5
+    reload_debounce_min: float = 0.1
+    reload_debounce_max: float = 1.0
+    resync_interval: float = 30.0
+    nginx_pid_file: Path = Path("/run/nginx.pid")
+    nginx_args_file: Path = Path("/run/dynamic-nginx/nginx.args")
+
+    @property
+    def empty_socket(self) -> Path:
+        """Where the built-in 503 server listens, for upstreams with no live server."""
+        return self.run_dir / "empty.sock"
+
+
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise SettingsError(
+            f"{PREFIX}{name}={raw!r} is not a number of seconds between 0 and 3600"
+        )
+    return value
+
+
+def _paths(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(p) for p in raw.split(":") if p)
+
+
+_PARSERS = {
+    "conf_dir": lambda _n, raw: Path(raw),
+    "builtin_templates": lambda _n, raw: Path(raw),
+    "user_templates": lambda _n, raw: Path(raw),
+    "run_dir": lambda _n, raw: Path(raw),
+    "watch_dirs": lambda _n, raw: _paths(raw),
+    "container": lambda _n, raw: raw.strip(),
+    "project": lambda _n, raw: raw.strip(),
+    "debounce_min": _seconds,
+    "debounce_max": _seconds,
+    "reload_debounce_min": _seconds,
+    "reload_debounce_max": _seconds,
+    "resync_interval": _seconds,
+    "nginx_pid_file": lambda _n, raw: Path(raw),
+    "nginx_args_file": lambda _n, raw: Path(raw),
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `DYNAMIC_NGINX_<FIELD>` variables; unset ones keep defaults."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for field, parse in _PARSERS.items():
+        name = field.upper()
+        raw = environ.get(PREFIX + name)
+        if raw is not None and raw != "":
+            values[field] = parse(name, raw)
+    settings = Settings(**values)
+    if settings.debounce_min > settings.debounce_max:
+        raise SettingsError(f"{PREFIX}DEBOUNCE_MIN must not exceed {PREFIX}DEBOUNCE_MAX")
+    if settings.reload_debounce_min > settings.reload_debounce_max:
+        raise SettingsError(
+            f"{PREFIX}RELOAD_DEBOUNCE_MIN must not exceed {PREFIX}RELOAD_DEBOUNCE_MAX"
+        )
+    return settings

@@ -1,0 +1,176 @@
+"""The watcher: Docker events in, rendered files in conf.d out.
+
+Every relevant event (debounced) triggers a full rebuild: list, model,
+render, write only what changed. A periodic resync covers the events the
+daemon drops, and losing the daemon only means reconnect-and-resync; the
+watcher never exits because Docker hiccupped. It knows nothing of nginx
+processes: the reloader notices the files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from . import events as E
+from . import render, write
+from .docker_source import DockerSource, NotFound
+from .model import Container, Model, build, referenced_upstreams
+from .settings import Settings
+
+log = logging.getLogger("watcher")
+END = object()  # put on the queue when the event stream ends
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def config_texts(folders: Iterable[Path]) -> list[str]:
+    """The text of every `*.conf` under the folders (ours included), for reference scanning."""
+    texts = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*.conf")) if folder.is_dir() else ():
+            try:
+                if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES:
+                    texts.append(path.read_text(errors="replace"))
+            except OSError:
+                continue
+    return texts
+
+
+def mark_stopping(containers: Iterable[Container], stopping: frozenset[str]) -> list[Container]:
+    """Containers that got a terminating signal count as stopping, whatever Docker still says."""
+    return [
+        dataclasses.replace(c, state="stopping") if c.id in stopping and c.state == "running" else c
+        for c in containers
+    ]
+
+
+class Watcher:
+    """Keeps conf.d in step with the containers Docker runs."""
+
+    def __init__(self, settings: Settings, connect: Callable[[], DockerSource] = DockerSource.from_env):
+        self.settings = settings
+        self._connect = connect
+        self._stopping: frozenset[str] = frozenset()
+        self._logged: set[str] = set()
+
+    def run(self) -> None:
+        """Serve forever: connect, follow events, and after any failure back off and start over."""
+        write.remove_temp_files(self.settings.conf_dir)
+        backoff = 0.5
+        while True:
+            try:
+                self._follow(self._connect())
+                backoff = 0.5
+                log.warning("the Docker event stream ended; reconnecting and resyncing")
+            except NotFound as error:
+                log.error("%s", error)
+            except Exception as error:  # whatever Docker did, never exit: retry
+                log.error(
+                    "cannot reach Docker (%s); is /var/run/docker.sock mounted? retrying in %.1fs",
+                    _one_line(error),
+                    backoff,
+                )
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    def render_once(self, source: DockerSource) -> Model:
+        """One full pass without events: what the entrypoint runs before nginx starts."""
+        proxy = source.find_self(self.settings.container)
+        return self.sync(source, proxy.id)
+
+    def _follow(self, source: DockerSource) -> None:
+        proxy = source.find_self(self.settings.container)
+        log.info("proxy container %s, compose project %r", proxy.name, proxy.project or self.settings.project)
+        stream = source.subscribe()
+        events: queue.Queue[object] = queue.Queue()
+        pump = threading.Thread(target=_pump, args=(stream, events), name="events", daemon=True)
+        pump.start()
+        try:
+            self.sync(source, proxy.id)
+            while True:
+                batch = self._collect(events)
+                ended = END in batch
+                for event in batch:
+                    if isinstance(event, E.Event):
+                        self._apply(source, event)
+                if not batch:
+                    source.forget_all()  # periodic resync: trust nothing cached
+                self.sync(source, proxy.id)
+                if ended:
+                    return
+        finally:
+            stream.close()
+
+    def _apply(self, source: DockerSource, event: E.Event) -> None:
+        self._stopping = E.update_stopping(self._stopping, event, source.stop_signal(event.container))
+        source.forget(event.container)
+
+    def _collect(self, events: queue.Queue[object]) -> list[object]:
+        """Wait for an event, then keep collecting until quiet for debounce_min
+        or debounce_max after the first; an empty list means "time to resync"."""
+        try:
+            first = events.get(timeout=self.settings.resync_interval or None)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.debounce_max
+        while first is not END:
+            wait = min(self.settings.debounce_min, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                item = events.get(timeout=wait)
+            except queue.Empty:
+                break
+            batch.append(item)
+            if item is END:
+                break
+        return batch
+
+    def sync(self, source: DockerSource, proxy_id: str) -> Model:
+        """Rebuild everything from Docker's current state and write what changed."""
+        settings = self.settings
+        proxy = source.proxy(proxy_id)
+        if settings.project:
+            proxy = dataclasses.replace(proxy, project=settings.project)
+        containers = source.containers(proxy.project) if proxy.project else []
+        known = referenced_upstreams(config_texts(settings.watch_dirs + (settings.conf_dir,)))
+        model = build(mark_stopping(containers, self._stopping), proxy, known)
+        templates = render.find_templates([settings.user_templates, settings.builtin_templates])
+        rendered = render.render_all(templates, model, settings)
+        self._report(model.problems + tuple(rendered.errors.values()))
+        changes = write.sync(settings.conf_dir, rendered.outputs, keep=rendered.errors.keys())
+        if changes:
+            log.info(
+                "wrote %s%s: %s",
+                ", ".join(changes.written) or "nothing",
+                f", removed {', '.join(changes.removed)}" if changes.removed else "",
+                " ".join(f"{u.name}={len(u.servers)}" for u in model.upstreams) or "no upstreams",
+            )
+        return model
+
+    def _report(self, problems: Iterable[str]) -> None:
+        """Log each problem once while it lasts, so a resync does not repeat it."""
+        current = set(problems)
+        for line in sorted(current - self._logged):
+            log.error("%s", line)
+        self._logged = current
+
+
+def _pump(stream: Iterable[E.Event], events: queue.Queue[object]) -> None:
+    try:
+        for event in stream:
+            events.put(event)
+    except Exception as error:  # any read error means the same as the end: resync
+        log.warning("event stream failed: %s", _one_line(error))
+    finally:
+        events.put(END)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,83 @@
+"""The file writer: put rendered texts into conf.d atomically, only when bytes change.
+
+A file is ours when its first line starts with the render MARKER; files
+without it are the user's and are never touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from .render import MARKER
+
+TEMP_PREFIX = ".dynamic-nginx-"
+
+
+@dataclasses.dataclass(frozen=True)
+class Changes:
+    written: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.written or self.removed)
+
+
+def is_ours(path: Path) -> bool:
+    """True if the file starts with our marker line."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(MARKER)) == MARKER.encode()
+    except OSError:
+        return False
+
+
+def write_atomic(path: Path, text: str) -> bool:
+    """Replace path with text via a temp file in the same folder; False if unchanged.
+
+    The temp name starts with a dot so nginx's `*.conf` include and the
+    reloader both ignore it.
+    """
+    data = text.encode()
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def sync(folder: Path, outputs: Mapping[str, str], keep: Collection[str] = ()) -> Changes:
+    """Make folder hold exactly `outputs` among our files.
+
+    Our files not in outputs are removed, except names in `keep` (templates
+    that failed this time keep their previous output).
+    """
+    written = tuple(name for name, text in sorted(outputs.items()) if write_atomic(folder / name, text))
+    removed = []
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if name in outputs or name in keep or name.startswith(TEMP_PREFIX):
+            continue
+        if path.is_file() and is_ours(path):
+            path.unlink(missing_ok=True)
+            removed.append(name)
+    return Changes(written=written, removed=tuple(removed))
+
+
+def remove_temp_files(folder: Path) -> None:
+    """Temp files left by a writer that was killed mid-write."""
+    for path in folder.glob(TEMP_PREFIX + "*"):
+        path.unlink(missing_ok=True)
