@@ -11,7 +11,7 @@ RUN groupadd --system --gid 101 nginx \
         nginx supervisor gettext-base \
         python3 python3-docker python3-jinja2 python3-watchdog \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
-    && rm -rf /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d/* /var/www/html \
+    && rm -rf /etc/supervisor/conf.d /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d/* /var/www/html \
     && ln -sf /proc/1/fd/1 /var/log/nginx/access.log \
     && ln -sf /proc/1/fd/2 /var/log/nginx/error.log \
     && mkdir -p /docker-entrypoint.d /etc/nginx/templates /run/dynamic-nginx
@@ -19,7 +19,7 @@ RUN groupadd --system --gid 101 nginx \
 COPY nginx/nginx.conf /etc/nginx/nginx.conf
 COPY nginx/default.conf /etc/nginx/conf.d/default.conf
 COPY nginx/html/ /usr/share/nginx/html/
-COPY supervisord.conf /etc/dynamic-nginx/supervisord.conf
+COPY supervisord.conf /etc/supervisor/supervisord.conf
 COPY templates/ /usr/share/dynamic-nginx/templates/
 COPY entrypoint/docker-entrypoint.sh /docker-entrypoint.sh
 COPY entrypoint/docker-entrypoint.d/ /docker-entrypoint.d/

@@ -47,7 +47,7 @@ def from_api(raw: Mapping[str, Any]) -> Event | None:
 def signal_number(text: str) -> int | None:
     """15, "15", "SIGTERM" and "TERM" all give 15; None if unknown."""
     text = text.strip().upper()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() alone accepts "²", which int() refuses
         return int(text)
     name = text if text.startswith("SIG") else "SIG" + text
     value = getattr(signal.Signals, name, None) if name.isidentifier() else None

@@ -48,7 +48,7 @@ class Container:
     @property
     def number(self) -> int:
         raw = self.labels.get(L.COMPOSE_NUMBER, "")
-        return int(raw) if raw.isdigit() and len(raw) < 9 else 0
+        return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,7 +204,8 @@ def build(
         if not in_scope(container, proxy):
             continue
         name = L.upstream_name(container.service)
-        groups.setdefault(name, [])
+        if L.is_name(container.service):  # else server_for reports it; the name must not reach a template
+            groups.setdefault(name, [])
         if not is_live(container):
             continue
         try:

@@ -1,0 +1,149 @@
+"""Helpers for integration tests: real compose projects, real HTTP on 127.0.0.1.
+
+Every wait here is bounded in time and every request loop in count, so a
+broken build fails a test instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+IMAGE = os.environ.get("DYNAMIC_NGINX_IMAGE", "dynamic-nginx:test")
+BACKEND_IMAGE = os.environ.get("DYNAMIC_NGINX_BACKEND_IMAGE", "dynamic-nginx-backend:test")
+ROOT = Path(__file__).resolve().parents[2]
+MEASUREMENTS = Path(os.environ.get("DYNAMIC_NGINX_MEASUREMENTS", "/tmp/dynamic-nginx-measurements.jsonl"))
+
+
+def run(args: list[str], timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command, failing the test with its output if it fails."""
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def compose_command() -> list[str]:
+    """`docker compose` (v2) where present, else Debian's `docker-compose` (v1)."""
+    if run(["docker", "compose", "version"], check=False).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise RuntimeError("neither `docker compose` nor `docker-compose` is installed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def record(name: str, value: object) -> None:
+    """Append a measured figure for the run's summary (the test script prints them)."""
+    with MEASUREMENTS.open("a") as handle:
+        handle.write(json.dumps({"name": name, "value": value}) + "\n")
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Call check until it returns something truthy; fail naming `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
+    """One GET to the proxy on 127.0.0.1; (0, error) when no HTTP answer came."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace").strip()
+    except (OSError, http.client.HTTPException) as error:
+        return 0, type(error).__name__
+    finally:
+        connection.close()
+
+
+def tally(port: int, count: int, path: str = "/") -> collections.Counter[str]:
+    """`count` sequential requests; answers counted by body for 200, else by `status:N`."""
+    counts: collections.Counter[str] = collections.Counter()
+    for _ in range(count):
+        status, body = get(port, path)
+        counts[body if status == 200 else f"status:{status}"] += 1
+    return counts
+
+
+class Project:
+    """One compose project with a unique name, torn down by the fixture that made it."""
+
+    def __init__(self, folder: Path, compose_file: str, files: dict[str, str] | None = None):
+        self.folder = folder
+        self.name = "dnt" + uuid.uuid4().hex[:10]
+        self.port = free_port()
+        self.compose_bin = compose_command()
+        folder.mkdir(parents=True, exist_ok=True)
+        for relative, text in (files or {}).items():
+            path = folder / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        text = compose_file.format(image=IMAGE, backend=BACKEND_IMAGE, port=self.port)
+        (folder / "docker-compose.yml").write_text(text)
+
+    def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return run([*self.compose_bin, "-p", self.name, "-f", str(self.folder / "docker-compose.yml"), *args],
+                   timeout=timeout)
+
+    def up(self, *services: str, **scale: int) -> None:
+        flags = [f"--scale={service}={n}" for service, n in scale.items()]
+        self.compose("up", "-d", "--no-recreate", *flags, *services)
+
+    def ids(self, service: str, stopped: bool = False) -> list[str]:
+        """Short ids (= hostnames the backend answers with) of the service's running containers."""
+        out = run(["docker", "ps", "-q", "--no-trunc", *(["--all"] if stopped else []),
+                   "--filter", f"label=com.docker.compose.project={self.name}",
+                   "--filter", f"label=com.docker.compose.service={service}"]).stdout
+        return sorted(line[:12] for line in out.split())
+
+    def proxy_id(self) -> str:
+        ids = self.ids("proxy", stopped=True)
+        assert len(ids) == 1, f"expected one proxy container, found {ids}"
+        return ids[0]
+
+    def logs(self, service: str = "proxy") -> str:
+        result = run(["docker", "logs", self.proxy_id() if service == "proxy" else self.ids(service)[0]])
+        return result.stdout + result.stderr
+
+    def exec(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["docker", "exec", self.proxy_id(), *args], check=check)
+
+    def wait_serving(self, expected: Iterable[str], timeout: float = 20.0, requests: int = 30) -> float:
+        """Wait until a window of requests is answered by exactly `expected`; seconds waited."""
+        wanted = set(expected)
+        started = time.monotonic()
+
+        def served() -> bool:
+            seen = tally(self.port, max(requests, 3 * len(wanted)))
+            return set(seen) == wanted
+
+        wait_for(served, timeout, f"replicas {sorted(wanted)} to be served", interval=0.05)
+        return time.monotonic() - started
+
+    def down(self) -> None:
+        self.compose("down", "-v", "--remove-orphans", "-t", "3", timeout=180)
