@@ -29,8 +29,8 @@ def project(images: None, tmp_path: Path) -> Iterator[Callable[..., Project]]:
     """Make compose projects for this test; all are brought down afterwards, even on failure."""
     made: list[Project] = []
 
-    def make(compose_file: str, files: dict[str, str] | None = None) -> Project:
-        made.append(Project(tmp_path / f"p{len(made)}", compose_file, files))
+    def make(compose_file: str, files: dict[str, str] | None = None, port: int | None = None) -> Project:
+        made.append(Project(tmp_path / f"p{len(made)}", compose_file, files, port))
         return made[-1]
 
     yield make

@@ -93,26 +93,36 @@ def tally(port: int, count: int, path: str = "/") -> collections.Counter[str]:
 class Project:
     """One compose project with a unique name, torn down by the fixture that made it."""
 
-    def __init__(self, folder: Path, compose_file: str, files: dict[str, str] | None = None):
+    def __init__(self, folder: Path, compose_file: str, files: dict[str, str] | None = None,
+                 port: int | None = None):
+        """compose_file is the text of a compose file, with {image}, {backend} and {port}
+        filled in, or the path of an existing one (then `port` is the one it publishes)."""
         self.folder = folder
         self.name = "dnt" + uuid.uuid4().hex[:10]
-        self.port = free_port()
+        self.port = port or free_port()
         self.compose_bin = compose_command()
         folder.mkdir(parents=True, exist_ok=True)
         for relative, text in (files or {}).items():
             path = folder / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-        text = compose_file.format(image=IMAGE, backend=BACKEND_IMAGE, port=self.port)
-        (folder / "docker-compose.yml").write_text(text)
+        if Path(compose_file).is_file():
+            self.compose_file = Path(compose_file)
+        else:
+            self.compose_file = folder / "docker-compose.yml"
+            self.compose_file.write_text(compose_file.format(image=IMAGE, backend=BACKEND_IMAGE, port=self.port))
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return run([*self.compose_bin, "-p", self.name, "-f", str(self.folder / "docker-compose.yml"), *args],
-                   timeout=timeout)
+        return run([*self.compose_bin, "-p", self.name, "-f", str(self.compose_file), *args], timeout=timeout)
 
-    def up(self, *services: str, **scale: int) -> None:
-        flags = [f"--scale={service}={n}" for service, n in scale.items()]
-        self.compose("up", "-d", "--no-recreate", *flags, *services)
+    def up(self, *services: str, build: bool = False, **scale: int) -> None:
+        flags = [f"--scale={service}={n}" for service, n in scale.items()] + (["--build"] if build else [])
+        self.compose("up", "-d", "--no-recreate", *flags, *services, timeout=900)
+
+    def rss_kib(self, program: str) -> int:
+        """Resident memory of one supervisord program, from /proc inside the container."""
+        out = self.exec("sh", "-c", f"grep VmRSS /proc/$(supervisorctl pid {program})/status").stdout
+        return int(out.split()[1])
 
     def ids(self, service: str, stopped: bool = False) -> list[str]:
         """Short ids (= hostnames the backend answers with) of the service's running containers."""

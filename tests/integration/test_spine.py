@@ -193,4 +193,6 @@ def test_scale_to_ten_is_coalesced_into_few_reloads(project):
     p.wait_serving(p.ids("web"), timeout=30, requests=40)
     count = reloads(p) - before
     record("scale 1->10: reloads", count)
+    record("watcher RSS KiB with 10 replicas", p.rss_kib("watcher"))
+    record("reloader RSS KiB with 10 replicas", p.rss_kib("reloader"))
     assert 1 <= count <= 10
