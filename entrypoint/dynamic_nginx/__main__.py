@@ -1,4 +1,4 @@
-"""Command line: `python3 -m dynamic_nginx {watch,render,reload}`.
+"""Command line: `python3 -m dynamic_nginx {watch,render,first-render,reload}`.
 
 The only place that exits with a status: settings errors and a failed first
 render are fatal at start-up; everything after that logs and carries on.
@@ -14,7 +14,7 @@ import sys
 
 from . import settings as S
 
-PROGRAMS = {"watch": "watcher", "render": "watcher", "reload": "reloader"}
+PROGRAMS = {"watch": "watcher", "render": "watcher", "first-render": "watcher", "reload": "reloader"}
 
 
 def _logging(program: str) -> None:
@@ -56,12 +56,36 @@ def _render(settings: S.Settings) -> int:
     return 0
 
 
+def _first_render(settings: S.Settings) -> int:
+    """Render, mark it done, then wake supervisord so it starts nginx at once.
+
+    supervisord polls for a second before it starts its programs; a
+    connection to its control socket ends that wait. Waking it when the
+    render is done starts nginx with its upstreams as early as possible.
+    """
+    import socket
+    import time
+
+    status = _render(settings)
+    (settings.run_dir / "render.done").touch()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(str(settings.run_dir / "supervisor.sock"))
+            break
+        except OSError:
+            time.sleep(0.005)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dynamic_nginx")
     parser.add_argument(
         "command",
         choices=sorted(PROGRAMS),
         help="watch: follow Docker and render; render: render once and exit; "
+        "first-render: render once at container start and wake supervisord; "
         "reload: watch config files and reload nginx after nginx -t",
     )
     args = parser.parse_args(argv)
@@ -72,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except S.SettingsError as error:
         logging.getLogger(program).error("%s", error)
         return 2
-    return {"watch": _watch, "render": _render, "reload": _reload}[args.command](settings)
+    commands = {"watch": _watch, "render": _render, "first-render": _first_render, "reload": _reload}
+    return commands[args.command](settings)
 
 
 if __name__ == "__main__":

@@ -177,11 +177,16 @@ def test_every_program_logs_to_docker_logs(project):
     p = site_project(project)
     p.up(web=1)
     p.wait_serving(p.ids("web"))
-    logs = p.logs()
-    assert "watcher: INFO: first render: web.upstream=1" in logs
-    assert "reloader: INFO: watching /etc/nginx" in logs
-    assert "[notice]" in logs and "start worker process" in logs  # nginx's error log
-    assert '"GET / HTTP/1.1" 200' in logs  # nginx's access log
+    expected = [
+        "watcher: INFO: first render: web.upstream=1",
+        "watcher: INFO: proxy container",  # the long-running watcher, not only the first render
+        "reloader: INFO: watching /etc/nginx",
+        "start worker process",  # nginx's error log
+        '"GET / HTTP/1.1" 200',  # nginx's access log
+        "INFO spawned: 'nginx'",  # supervisord
+    ]
+    wait_for(lambda: all(line in p.logs() for line in expected), 10,
+             f"all of {expected} in docker logs")
 
 
 def test_scale_to_ten_is_coalesced_into_few_reloads(project):
