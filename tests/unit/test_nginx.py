@@ -1,0 +1,232 @@
+"""nginx: the options -t must share with the running nginx, nginx's error lines, and real `nginx -t` runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dynamic_nginx import reloader
+from dynamic_nginx.nginx import Nginx, children, config_args, first_error, read_command
+from dynamic_nginx.reloader import Reloader
+from support import needs_nginx, nginx_command, settings_in
+
+HOST_NOT_FOUND = """\
+2026/11/25 20:55:50 [emerg] 9#9: host not found in upstream "web.upstream" in /t/nginx.conf:7
+nginx: configuration file /t/nginx.conf test failed
+"""
+UNKNOWN_DIRECTIVE = """\
+2026/11/25 20:55:50 [emerg] 11#11: unknown directive "bogus" in /t/conf.d/bad.conf:3
+nginx: configuration file /t/nginx.conf test failed
+"""
+BEFORE_THE_LOG_IS_OPEN = """\
+nginx: [emerg] unexpected end of file, expecting "}" in /etc/nginx/conf.d/web.conf:12
+nginx: configuration file /etc/nginx/nginx.conf test failed
+"""
+WARNING_FIRST = """\
+nginx: [warn] the "user" directive makes sense only if the master process runs with super-user privileges, \
+ignored in /etc/nginx/nginx.conf:1
+2026/11/25 20:55:50 [emerg] 13#13: "user" directive is not allowed here in /t/conf.d/bad.conf:4
+nginx: configuration file /t/nginx.conf test failed
+"""
+OPEN_FAILED = """\
+2026/11/25 20:55:50 [emerg] 14#14: open() "/t/nope.conf" failed (2: No such file or directory)
+nginx: configuration file /t/nope.conf test failed
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "kept"),
+    [
+        pytest.param(["nginx", "-g", "daemon off;"], ["-g", "daemon off;"], id="the image's CMD"),
+        pytest.param(["nginx"], [], id="no options"),
+        pytest.param([], [], id="empty command"),
+        pytest.param(
+            ["nginx", "-c", "/etc/nginx/custom.conf", "-g", "daemon off;"],
+            ["-c", "/etc/nginx/custom.conf", "-g", "daemon off;"],
+            id="another config file",
+        ),
+        pytest.param(
+            ["nginx-debug", "-p", "/srv/nginx/", "-e", "stderr", "-g", "daemon off; worker_processes 2;"],
+            ["-p", "/srv/nginx/", "-e", "stderr", "-g", "daemon off; worker_processes 2;"],
+            id="prefix, error log and several directives",
+        ),
+        pytest.param(["nginx", "-q", "-g", "daemon off;"], ["-g", "daemon off;"], id="other flags dropped"),
+        pytest.param(["nginx", "-g"], [], id="option without its value"),
+    ],
+)
+def test_config_args(command: list[str], kept: list[str]) -> None:
+    assert config_args(command) == kept
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        pytest.param(
+            HOST_NOT_FOUND,
+            '[emerg] 9#9: host not found in upstream "web.upstream" in /t/nginx.conf:7',
+            id="host not found in upstream",
+        ),
+        pytest.param(
+            UNKNOWN_DIRECTIVE,
+            '[emerg] 11#11: unknown directive "bogus" in /t/conf.d/bad.conf:3',
+            id="unknown directive",
+        ),
+        pytest.param(
+            BEFORE_THE_LOG_IS_OPEN,
+            '[emerg] unexpected end of file, expecting "}" in /etc/nginx/conf.d/web.conf:12',
+            id="error printed before the error log is open",
+        ),
+        pytest.param(
+            WARNING_FIRST,
+            '[emerg] 13#13: "user" directive is not allowed here in /t/conf.d/bad.conf:4',
+            id="warnings are skipped",
+        ),
+        pytest.param(
+            OPEN_FAILED,
+            '[emerg] 14#14: open() "/t/nope.conf" failed (2: No such file or directory)',
+            id="missing config file",
+        ),
+        pytest.param(
+            "nginx: configuration file /t/nginx.conf test failed\n",
+            "nginx: configuration file /t/nginx.conf test failed",
+            id="no tagged line: the whole output on one line",
+        ),
+        pytest.param("x" * 500, "x" * 400, id="untagged output is cut to its last 400 characters"),
+        pytest.param("", "nginx -t failed without a message", id="no output at all"),
+    ],
+)
+def test_first_error(output: str, message: str) -> None:
+    assert first_error(output) == message
+
+
+@pytest.mark.parametrize(
+    ("content", "command"),
+    [
+        pytest.param(
+            b"nginx\0-g\0daemon off;\0", ["nginx", "-g", "daemon off;"], id="as the entrypoint writes it"
+        ),
+        pytest.param(
+            b"nginx\0-g\0daemon off;\nerror_log stderr;\0",
+            ["nginx", "-g", "daemon off;\nerror_log stderr;"],
+            id="newlines inside an argument survive",
+        ),
+        pytest.param(b"nginx-debug", ["nginx-debug"], id="no trailing NUL"),
+        pytest.param(b"", ["nginx", "-g", "daemon off;"], id="empty file: plain nginx"),
+        pytest.param(None, ["nginx", "-g", "daemon off;"], id="no file: plain nginx"),
+    ],
+)
+def test_read_command(tmp_path: Path, content: bytes | None, command: list[str]) -> None:
+    path = tmp_path / "nginx.args"
+    if content is not None:
+        path.write_bytes(content)
+    assert read_command(path) == command
+
+
+def test_children_reads_proc(tmp_path: Path) -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert child.pid in children(os.getpid())
+        assert children(child.pid) == set()
+    finally:
+        child.kill()
+        child.wait()
+
+
+@needs_nginx
+def test_nginx_test_accepts_a_good_config(tmp_path: Path) -> None:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "web.conf").write_text("upstream web.upstream {\n    server 10.0.0.1:80;\n}\n")
+    result = Nginx(nginx_command(tmp_path, tmp_path / "conf.d"), tmp_path / "nginx.pid").test()
+    assert result.ok, result.message
+
+
+@needs_nginx
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        pytest.param(
+            "upstream web.upstream {\n    server 10.0.0.1:80;\n    bogus on;\n}\n",
+            3,
+            'unknown directive "bogus"',
+            id="unknown directive",
+        ),
+        pytest.param(
+            "upstream web.upstream {\n    server 10.0.0.1:80;\n",
+            3,
+            "unexpected end of file",
+            id="unclosed block",
+        ),
+        pytest.param(
+            "\n\nupstream web.upstream {\n    server 10.0.0.1:99999;\n}\n", 4, "invalid port", id="bad port"
+        ),
+    ],
+)
+def test_nginx_test_names_the_bad_file_and_line(tmp_path: Path, text: str, line: int, says: str) -> None:
+    bad = tmp_path / "conf.d" / "bad.conf"
+    bad.parent.mkdir()
+    bad.write_text(text)
+    result = Nginx(nginx_command(tmp_path, bad.parent), tmp_path / "nginx.pid").test()
+    assert not result.ok
+    assert result.message.startswith("[emerg] ")
+    assert says in result.message
+    assert result.message.endswith(f" in {bad}:{line}")
+
+
+def pid_written(path: Path) -> bool:
+    try:
+        return path.read_text().strip().isdigit()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def running_nginx(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
+    """A real nginx master with workers, listening only on a unix socket in tmp_path."""
+    conf_d = tmp_path / "conf.d"
+    conf_d.mkdir()
+    command = nginx_command(
+        tmp_path, conf_d, server=f"    server {{ listen unix:{tmp_path}/http.sock; return 204; }}\n"
+    )
+    with (tmp_path / "nginx.log").open("wb") as log:
+        master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while not (children(master.pid) and pid_written(tmp_path / "nginx.pid")):
+            assert master.poll() is None, (tmp_path / "nginx.log").read_text()
+            assert time.monotonic() < deadline, "nginx did not start its workers"
+            time.sleep(0.02)
+        yield command, tmp_path / "nginx.pid"
+    finally:
+        master.send_signal(signal.SIGQUIT)
+        try:
+            master.wait(10)
+        except subprocess.TimeoutExpired:
+            master.kill()
+            master.wait()
+
+
+@needs_nginx
+def test_reloader_reloads_a_valid_config_and_refuses_a_broken_one(
+    tmp_path: Path, running_nginx: tuple[list[str], Path]
+) -> None:
+    command, pid_file = running_nginx
+    nginx = Nginx(command, pid_file)
+    settings = settings_in(tmp_path, nginx_pid_file=pid_file)
+    reload = Reloader(settings, nginx)
+    workers = children(nginx.master_pid() or 0)
+
+    (settings.conf_dir / "web.conf").write_text("upstream web.upstream {\n    server 10.0.0.1:80;\n}\n")
+    assert reload.apply() is True
+    assert reload.reloads == 1
+    assert (settings.run_dir / reloader.RELOADED_STAMP).exists()
+    assert children(nginx.master_pid() or 0) != workers
+
+    (settings.conf_dir / "web.conf").write_text("upstream web.upstream {\n    bogus;\n}\n")
+    assert reload.apply() is False
+    assert reload.reloads == 1
+    assert nginx.master_pid() is not None  # still serving its last good configuration

@@ -1,0 +1,193 @@
+"""reloader: which file events count, and the debounce between them and `nginx -t`.
+
+The debounce tests measure time on a machine that may be busy: they assert
+lower bounds (which a slow machine cannot break) and generous upper bounds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from dynamic_nginx import reloader
+from dynamic_nginx.nginx import Nginx
+from dynamic_nginx.reloader import Debounce, Reloader
+from support import settings_in
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+)
+
+CONF = "/etc/nginx/conf.d"
+TEMP = f"{CONF}/.dynamic-nginx-k2j4h1.tmp"
+
+
+@pytest.mark.parametrize(
+    ("path", "ignored"),
+    [
+        pytest.param(f"{CONF}/default.conf", False, id="a config file"),
+        pytest.param("/etc/nginx/nginx.conf", False, id="the main config"),
+        pytest.param("/etc/nginx/mime.types", False, id="an included non-.conf file"),
+        pytest.param("/etc/nginx/templates/web.conf.j2", False, id="a template"),
+        pytest.param(f"{CONF}/4913.conf", False, id="a name that merely starts with 4913"),
+        pytest.param(TEMP, True, id="our own temp file"),
+        pytest.param(f"{CONF}/.default.conf.swp", True, id="vim swap file"),
+        pytest.param(f"{CONF}/default.conf.swp", True, id="swap suffix"),
+        pytest.param(f"{CONF}/default.conf.swx", True, id="vim swx file"),
+        pytest.param(f"{CONF}/default.conf~", True, id="backup file"),
+        pytest.param(f"{CONF}/default.conf.tmp", True, id="tmp suffix"),
+        pytest.param(f"{CONF}/4913", True, id="vim's write probe"),
+        pytest.param(f"{CONF}/.hidden", True, id="hidden file"),
+    ],
+)
+def test_is_ignored(path: str, ignored: bool) -> None:
+    assert reloader.is_ignored(path) is ignored
+
+
+@pytest.mark.parametrize(
+    ("event", "counted"),
+    [
+        pytest.param(FileModifiedEvent(f"{CONF}/web.conf"), True, id="file modified"),
+        pytest.param(FileCreatedEvent(f"{CONF}/web.conf"), True, id="file created"),
+        pytest.param(FileDeletedEvent(f"{CONF}/web.conf"), True, id="file deleted"),
+        pytest.param(FileMovedEvent(TEMP, f"{CONF}/web.conf"), True, id="temp file moved over a real one"),
+        pytest.param(
+            FileMovedEvent(f"{CONF}/web.conf", f"{CONF}/web.conf~"), True, id="real file moved away"
+        ),
+        pytest.param(FileMovedEvent(TEMP, f"{CONF}/.other.tmp"), False, id="temp moved to temp"),
+        pytest.param(FileCreatedEvent(TEMP), False, id="temp file created"),
+        pytest.param(FileModifiedEvent(TEMP), False, id="temp file written"),
+        pytest.param(FileCreatedEvent(f"{CONF}/4913"), False, id="vim's probe created"),
+        pytest.param(FileModifiedEvent(f"{CONF}/.web.conf.swp"), False, id="swap file written"),
+        pytest.param(FileOpenedEvent(f"{CONF}/web.conf"), False, id="file opened (nginx -t reads it)"),
+        pytest.param(FileClosedNoWriteEvent(f"{CONF}/web.conf"), False, id="file closed after reading"),
+        pytest.param(FileClosedEvent(f"{CONF}/web.conf"), False, id="close after write (modified counted)"),
+        pytest.param(DirModifiedEvent(CONF), False, id="folder listing changed"),
+        pytest.param(DirCreatedEvent("/etc/nginx/snippets"), True, id="folder created"),
+        pytest.param(DirDeletedEvent("/etc/nginx/snippets"), True, id="folder deleted"),
+        pytest.param(DirMovedEvent("/etc/nginx/a", "/etc/nginx/b"), True, id="folder moved"),
+    ],
+)
+def test_counts(event: FileSystemEvent, counted: bool) -> None:
+    assert reloader.counts(event) is counted
+
+
+def test_folders_watched(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    (etc / "conf.d").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    nginx = Nginx(["nginx"], tmp_path / "nginx.pid")
+
+    inside = settings_in(tmp_path, watch_dirs=(etc, tmp_path / "missing"), conf_dir=etc / "conf.d")
+    assert Reloader(inside, nginx).folders() == [etc]
+
+    outside = settings_in(tmp_path, watch_dirs=(etc,), conf_dir=tmp_path / "elsewhere")
+    assert Reloader(outside, nginx).folders() == [etc, tmp_path / "elsewhere"]
+
+
+def test_newest_mtime_skips_ignored_files(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name, seconds in (
+        ("a.conf", 100),
+        ("sub/b.conf", 200),
+        (".dynamic-nginx-x.tmp", 900),
+        ("c.conf~", 800),
+    ):
+        (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, (seconds, seconds))
+    os.utime(tmp_path / "sub", (150, 150))
+    assert reloader.newest_mtime([tmp_path, tmp_path / "missing"]) == 200
+
+
+def settle_in_thread(debounce: Debounce) -> tuple[threading.Thread, list[float]]:
+    """Start settle() in a daemon thread (so a hang cannot hang the suite); the list gets its return time."""
+    returned: list[float] = []
+
+    def run() -> None:
+        debounce.settle()
+        returned.append(time.monotonic())
+
+    thread = threading.Thread(target=run, name="settle", daemon=True)
+    thread.start()
+    return thread, returned
+
+
+def test_settle_waits_for_a_notice() -> None:
+    debounce = Debounce(minimum=0.01, maximum=0.05)
+    thread, returned = settle_in_thread(debounce)
+    thread.join(0.5)
+    assert returned == [], "settle() returned although nothing was noticed"
+    debounce.notice()
+    thread.join(10)
+    assert len(returned) == 1
+
+
+def test_settle_waits_for_minimum_of_quiet_after_the_last_notice() -> None:
+    minimum = 1.0
+    debounce = Debounce(minimum=minimum, maximum=60)
+    first = time.monotonic()
+    debounce.notice()
+    thread, returned = settle_in_thread(debounce)
+    time.sleep(0.1)
+    second = time.monotonic()
+    debounce.notice()
+    noticed = time.monotonic()
+    thread.join(30)
+    (done,) = returned
+    assert done - first >= minimum
+    # settle() cannot clear before first + minimum, so a second notice made
+    # before then is always part of this round. Only a stall of the whole
+    # machine longer than 0.9 s could make this precondition false.
+    assert noticed < first + minimum, f"the test thread stalled for {noticed - first:.2f}s"
+    assert done - second >= minimum
+
+
+def test_settle_clears_so_the_next_round_waits_again() -> None:
+    debounce = Debounce(minimum=0.01, maximum=0.05)
+    debounce.notice()
+    debounce.settle()
+    thread, returned = settle_in_thread(debounce)
+    thread.join(0.3)
+    assert returned == []
+    debounce.notice()
+    thread.join(10)
+    assert len(returned) == 1
+
+
+def test_a_steady_stream_cannot_hold_settle_past_maximum() -> None:
+    minimum, maximum = 0.3, 1.0
+    debounce = Debounce(minimum=minimum, maximum=maximum)
+    stop = threading.Event()
+    started = threading.Event()
+
+    def stream() -> None:
+        while not stop.is_set():
+            debounce.notice()
+            started.set()
+            stop.wait(0.02)  # far more often than `minimum`: never quiet
+
+    noticer = threading.Thread(target=stream, name="noticer")
+    noticer.start()
+    try:
+        assert started.wait(10)
+        begin = time.monotonic()
+        thread, returned = settle_in_thread(debounce)
+        thread.join(maximum + 3)
+    finally:
+        stop.set()
+        noticer.join(10)
+    assert returned, f"settle() still waiting {maximum + 3}s into a stream of notices"
+    assert returned[0] - begin < maximum + 3
