@@ -34,15 +34,18 @@ def config_args(command: Sequence[str]) -> list[str]:
     for index, arg in enumerate(args):
         if arg in _CONFIG_OPTIONS and index + 1 < len(args):
             kept += [arg, args[index + 1]]
+        elif arg[:2] in _CONFIG_OPTIONS and len(arg) > 2:  # nginx also takes -c/path
+            kept.append(arg)
     return kept
 
 
 def first_error(output: str) -> str:
     """nginx's own error message from `nginx -t` output, on one line."""
-    for line in output.splitlines():
-        match = _ERROR_RE.search(line)
-        if match:
-            return f"[{match.group(1)}] {match.group(2).strip()}"
+    found = [m for m in map(_ERROR_RE.search, output.splitlines()) if m]
+    # "[alert] could not open error log" may come first; the [emerg] is the cause.
+    found.sort(key=lambda m: m.group(1) != "emerg")
+    if found:
+        return f"[{found[0].group(1)}] {found[0].group(2).strip()}"
     return " ".join(output.split())[-400:] or "nginx -t failed without a message"
 
 
@@ -52,7 +55,7 @@ def read_command(path: Path) -> list[str]:
         parts = [p for p in path.read_bytes().split(b"\0") if p]
     except OSError:
         parts = []
-    return [p.decode() for p in parts] or ["nginx", "-g", "daemon off;"]
+    return [os.fsdecode(p) for p in parts] or ["nginx", "-g", "daemon off;"]
 
 
 def children(pid: int, proc: Path = Path("/proc")) -> set[int]:

@@ -27,9 +27,11 @@ RELOADED_STAMP = "nginx.reloaded"
 
 
 def is_ignored(path: str) -> bool:
-    """Temp and editor scratch files: hidden names, backups, vim's probe file."""
-    name = Path(path).name
-    return name.startswith(".") or name.endswith(("~", ".swp", ".swx", ".tmp")) or name == "4913"
+    """Temp and editor scratch files: hidden names or folders, backups, vim's probe file."""
+    parts = Path(path).parts
+    name = parts[-1] if parts else ""
+    hidden = any(part.startswith(".") and part not in (".", "..") for part in parts)
+    return hidden or name.endswith(("~", ".swp", ".swx", ".tmp")) or name == "4913"
 
 
 def counts(event: FileSystemEvent) -> bool:

@@ -57,6 +57,7 @@ nginx: configuration file /t/nope.conf test failed
         ),
         pytest.param(["nginx", "-q", "-g", "daemon off;"], ["-g", "daemon off;"], id="other flags dropped"),
         pytest.param(["nginx", "-g"], [], id="option without its value"),
+        pytest.param(["nginx", "-c/etc/nginx/x.conf"], ["-c/etc/nginx/x.conf"], id="value attached to -c"),
     ],
 )
 def test_config_args(command: list[str], kept: list[str]) -> None:
@@ -98,6 +99,12 @@ def test_config_args(command: list[str], kept: list[str]) -> None:
         ),
         pytest.param("x" * 500, "x" * 400, id="untagged output is cut to its last 400 characters"),
         pytest.param("", "nginx -t failed without a message", id="no output at all"),
+        pytest.param(
+            'nginx: [alert] could not open error log file: open() "/x/error.log" failed\n'
+            'nginx: [emerg] unknown directive "bogus" in /t/conf.d/bad.conf:3\n',
+            '[emerg] unknown directive "bogus" in /t/conf.d/bad.conf:3',
+            id="the emerg cause wins over an earlier alert",
+        ),
     ],
 )
 def test_first_error(output: str, message: str) -> None:
@@ -118,6 +125,7 @@ def test_first_error(output: str, message: str) -> None:
         pytest.param(b"nginx-debug", ["nginx-debug"], id="no trailing NUL"),
         pytest.param(b"", ["nginx", "-g", "daemon off;"], id="empty file: plain nginx"),
         pytest.param(None, ["nginx", "-g", "daemon off;"], id="no file: plain nginx"),
+        pytest.param(b"nginx\0-c\0/etc/\xff.conf\0", ["nginx", "-c", "/etc/\udcff.conf"], id="not UTF-8"),
     ],
 )
 def test_read_command(tmp_path: Path, content: bytes | None, command: list[str]) -> None:

@@ -51,6 +51,8 @@ TEMP = f"{CONF}/.dynamic-nginx-k2j4h1.tmp"
         pytest.param(f"{CONF}/default.conf.tmp", True, id="tmp suffix"),
         pytest.param(f"{CONF}/4913", True, id="vim's write probe"),
         pytest.param(f"{CONF}/.hidden", True, id="hidden file"),
+        pytest.param("/etc/nginx/.git/index", True, id="inside a hidden folder"),
+        pytest.param("/etc/nginx/../nginx/conf.d/a.conf", False, id="a .. component is not hidden"),
     ],
 )
 def test_is_ignored(path: str, ignored: bool) -> None:
