@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import events as E
-from .labels import COMPOSE_PROJECT
+from .labels import COMPOSE_PROJECT, LABEL_PREFIX, TRUE
 from .model import Container, Proxy
 
 MOUNTINFO_ID_RE = re.compile(r"/containers/([0-9a-f]{64})/")
@@ -131,7 +131,19 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         state=str(state.get("Status", "")),
         health=str(health) if health else None,
         stop_signal=str(config.get("StopSignal") or ""),
+        created=sortable_time(str(data.get("Created") or "")),
     )
+
+
+def sortable_time(text: str) -> str:
+    """Docker's RFC 3339 time with the fraction padded to 9 digits, so strings sort by time.
+
+    Docker trims trailing zeros of the nanoseconds, which breaks plain string order.
+    """
+    match = re.fullmatch(r"([0-9T:-]+)(?:\.([0-9]+))?(Z|[+-][0-9:]+)?", text)
+    if not match:
+        return text
+    return f"{match.group(1)}.{(match.group(2) or '').ljust(9, '0')}{match.group(3) or ''}"
 
 
 def proxy_from_inspect(data: Mapping[str, Any]) -> Proxy:
@@ -193,11 +205,19 @@ class DockerSource:
             "set DYNAMIC_NGINX_CONTAINER to its name or id"
         )
 
-    def containers(self, project: str) -> list[Container]:
-        """The running (or paused) containers of a compose project, inspected."""
-        listed = self._api.containers(filters={"label": f"{COMPOSE_PROJECT}={project}"})
+    def containers(self, project: str, opted_in: bool = False) -> list[Container]:
+        """The running (or paused) containers of a compose project, inspected;
+        with opted_in, also those anywhere labelled `dynamic-nginx.enable=true`."""
+        listed = self._api.containers(filters={"label": f"{COMPOSE_PROJECT}={project}"}) if project else []
+        if opted_in:
+            for value in sorted(TRUE):
+                listed += self._api.containers(filters={"label": f"{LABEL_PREFIX}enable={value}"})
         found = []
+        seen = set()
         for summary in listed:
+            if summary["Id"] in seen:
+                continue
+            seen.add(summary["Id"])
             container_id = summary["Id"]
             if container_id not in self._cache:
                 try:

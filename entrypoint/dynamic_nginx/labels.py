@@ -7,7 +7,9 @@ LabelError naming the container, the label, the value and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable, Mapping
 
 LABEL_PREFIX = "dynamic-nginx."
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -24,10 +26,11 @@ UPSTREAM_SUFFIX = ".upstream"
 class LabelError(ValueError):
     """A label value failed validation; str() is the one log line to print."""
 
-    def __init__(self, container: str, label: str, value: str, allowed: str):
+    def __init__(self, container: str, label: str, value: str, allowed: str, message: str = ""):
         shown = value if len(value) <= 80 else value[:77] + "..."
         super().__init__(
-            f"container {container}: label {label}={shown!r} is invalid; "
+            message
+            or f"container {container}: label {label}={shown!r} is invalid; "
             f"allowed: {allowed}. Fix the label; this container is left out."
         )
         self.container = container
@@ -54,3 +57,227 @@ def parse_port(container: str, label: str, value: str) -> int:
     if re.fullmatch(r"[0-9]{1,5}", value) and 1 <= int(value) <= 65535:
         return int(value)
     raise LabelError(container, label, value, "a port number from 1 to 65535")
+
+
+MAX_VALUE = 256
+TIME_RE = re.compile(r"[0-9]{1,6}|(?:[0-9]{1,6}(?:ms|s|m|h|d)){1,4}")
+NETWORK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+# nginx variables a hash key may use: fixed names, and the families whose
+# names are free-form (query arguments, cookies, request headers).
+HASH_VARIABLES = (
+    "remote_addr|binary_remote_addr|remote_port|request_uri|uri|document_uri|args|query_string|"
+    "is_args|host|hostname|scheme|request_method|server_name|server_port|server_addr|"
+    "(?:arg|cookie|http)_[a-z0-9_]{1,64}"
+)
+HASH_KEY_RE = re.compile(rf"(?:\$(?:{HASH_VARIABLES})(?![A-Za-z0-9_])|[A-Za-z0-9.:/-])+")
+TRUE = frozenset({"true", "yes", "1", "on"})
+FALSE = frozenset({"false", "no", "0", "off"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """Parameters of one `server` line; None means nginx's default."""
+
+    weight: int | None = None
+    max_fails: int | None = None
+    fail_timeout: str | None = None
+    max_conns: int | None = None
+    backup: bool = False
+    down: bool = False
+
+    @property
+    def parameters(self) -> str:
+        """The validated parameters as nginx writes them: `weight=3 max_fails=2 backup`."""
+        words = [
+            f"{name}={value}"
+            for name, value in (
+                ("weight", self.weight),
+                ("max_fails", self.max_fails),
+                ("fail_timeout", self.fail_timeout),
+                ("max_conns", self.max_conns),
+            )
+            if value is not None
+        ]
+        return " ".join(words + ["backup"] * self.backup + ["down"] * self.down)
+
+
+@dataclasses.dataclass(frozen=True)
+class UpstreamOptions:
+    """Upstream-wide settings one container asks for; None means not set by it."""
+
+    lb: str | None = None
+    keepalive: int | None = None
+    keepalive_timeout: str | None = None
+    keepalive_requests: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Membership:
+    """One upstream a container joins: on which port, with which server parameters."""
+
+    upstream: str
+    port: int | None
+    server: ServerOptions
+    options: UpstreamOptions
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerLabels:
+    """Everything our labels say about one container, validated."""
+
+    enable: bool | None
+    network: str | None
+    memberships: tuple[Membership, ...]
+
+
+def parse_int(container: str, label: str, value: str, low: int, high: int) -> int:
+    if re.fullmatch(r"[0-9]{1,9}", value) and low <= int(value) <= high:
+        return int(value)
+    raise LabelError(container, label, value, f"a whole number from {low} to {high}")
+
+
+def parse_bool(container: str, label: str, value: str) -> bool:
+    if value.lower() in TRUE:
+        return True
+    if value.lower() in FALSE:
+        return False
+    raise LabelError(container, label, value, "true or false")
+
+
+def parse_time(container: str, label: str, value: str) -> str:
+    if TIME_RE.fullmatch(value):
+        return value
+    raise LabelError(container, label, value, "an nginx time such as 10, 500ms, 30s, 1m or 1h30m")
+
+
+def parse_lb(container: str, label: str, value: str) -> str:
+    """A balancing method, as the directive nginx takes ("" for round robin)."""
+    words = value.split(" ")
+    if value in ("round_robin", "least_conn", "ip_hash", "random", "random two", "random two least_conn"):
+        return "" if value == "round_robin" else value
+    if words[0] == "hash" and len(words) in (2, 3) and HASH_KEY_RE.fullmatch(words[1]):
+        if len(words) == 2 or words[2] == "consistent":
+            return value
+    raise LabelError(
+        container,
+        label,
+        value,
+        "round_robin, least_conn, ip_hash, hash <key> [consistent] (key made of letters, digits, "
+        ".:/- and variables such as $request_uri, $remote_addr, $cookie_NAME, $http_NAME, $arg_NAME), "
+        "random, random two, random two least_conn",
+    )
+
+
+def parse_network(container: str, label: str, value: str) -> str:
+    if NETWORK_RE.fullmatch(value):
+        return value
+    raise LabelError(container, label, value, "a Docker network name")
+
+
+def parse_upstream(container: str, label: str, value: str) -> str:
+    """An upstream name; `.upstream` is appended unless it is there already."""
+    name = value if value.lower().endswith(UPSTREAM_SUFFIX) else value + UPSTREAM_SUFFIX
+    if is_name(name):
+        return name.lower()
+    raise LabelError(container, label, value, "a name of letters, digits, _ and -, words joined by dots")
+
+
+Parser = Callable[[str, str, str], object]
+SERVER_PARSERS: dict[str, Parser] = {
+    "weight": lambda c, k, v: parse_int(c, k, v, 1, 1000),
+    "max_fails": lambda c, k, v: parse_int(c, k, v, 0, 1000),
+    "fail_timeout": parse_time,
+    "max_conns": lambda c, k, v: parse_int(c, k, v, 0, 100000),
+    "backup": parse_bool,
+    "down": parse_bool,
+}
+UPSTREAM_PARSERS: dict[str, Parser] = {
+    "lb": parse_lb,
+    "keepalive": lambda c, k, v: parse_int(c, k, v, 1, 10000),
+    "keepalive_timeout": parse_time,
+    "keepalive_requests": lambda c, k, v: parse_int(c, k, v, 1, 1000000),
+}
+MEMBER_PARSERS: dict[str, Parser] = {"port": parse_port, **SERVER_PARSERS, **UPSTREAM_PARSERS}
+CONTAINER_PARSERS: dict[str, Parser] = {
+    "enable": parse_bool,
+    "network": parse_network,
+    "upstream": parse_upstream,
+}
+
+
+def _member(values: Mapping[str, object], upstream: str) -> Membership:
+    port = values.get("port")
+    return Membership(
+        upstream=upstream,
+        port=port if isinstance(port, int) else None,
+        server=ServerOptions(**{k: v for k, v in values.items() if k in SERVER_PARSERS}),  # type: ignore[arg-type]
+        options=UpstreamOptions(**{k: v for k, v in values.items() if k in UPSTREAM_PARSERS}),  # type: ignore[arg-type]
+    )
+
+
+def decode(container: str, service: str, labels: Mapping[str, str]) -> ContainerLabels:
+    """Validate and type every `dynamic-nginx.*` label of one container.
+
+    `dynamic-nginx.<option>` applies to the container's own upstream
+    (`<service>.upstream`, or the `dynamic-nginx.upstream` name);
+    `dynamic-nginx.<name>.<option>` makes it a member of `<name>.upstream`
+    too, for containers that serve several ports. With named upstreams, the
+    container joins its own upstream only if `port` or `upstream` says so.
+    Raises LabelError on the first bad label: the container is then left out.
+    """
+    own: dict[str, object] = {}
+    container_level: dict[str, object] = {}
+    named: dict[str, dict[str, object]] = {}
+    for label in sorted(labels):
+        if not label.startswith(LABEL_PREFIX):
+            continue
+        value = labels[label]
+        if len(value) > MAX_VALUE:
+            raise LabelError(container, label, value, f"at most {MAX_VALUE} characters")
+        key = label[len(LABEL_PREFIX) :]
+        name, _, option = key.rpartition(".")
+        if not name and option in CONTAINER_PARSERS:
+            container_level[option] = CONTAINER_PARSERS[option](container, label, value)
+        elif not name and option in MEMBER_PARSERS:
+            own[option] = MEMBER_PARSERS[option](container, label, value)
+        elif name and option in MEMBER_PARSERS and is_name(name):
+            named.setdefault(name.lower(), {})[option] = MEMBER_PARSERS[option](container, label, value)
+        else:
+            raise LabelError(
+                container,
+                label,
+                value,
+                "labels named dynamic-nginx.<option> or dynamic-nginx.<name>.<option>, options: "
+                + ", ".join(sorted({*CONTAINER_PARSERS, *MEMBER_PARSERS})),
+            )
+    explicit = container_level.get("upstream")
+    members = [_member(values, parse_upstream(container, LABEL_PREFIX + n, n)) for n, values in sorted(named.items())]
+    if not named or explicit or "port" in own:
+        if explicit is None and not service:
+            label = LABEL_PREFIX + "upstream"
+            raise LabelError(
+                container, label, "", "", f"container {container}: it has no compose service, so it needs "
+                f"the label {label}=<name> to be served; left out"
+            )
+        if explicit is None and not is_name(service):
+            raise LabelError(
+                container, COMPOSE_SERVICE, service, "a service name usable as an upstream name, "
+                f"or set {LABEL_PREFIX}upstream"
+            )
+        members.insert(0, _member(own, str(explicit) if explicit else upstream_name(service)))
+    elif own:
+        raise LabelError(
+            container,
+            LABEL_PREFIX + next(iter(own)),
+            str(next(iter(own.values()))),
+            "with dynamic-nginx.<name>.* labels, options for the container's own upstream "
+            "need dynamic-nginx.port or dynamic-nginx.upstream as well",
+        )
+    enable = container_level.get("enable")
+    network = container_level.get("network")
+    return ContainerLabels(
+        enable=enable if isinstance(enable, bool) else None,
+        network=network if isinstance(network, str) else None,
+        memberships=tuple(members),
+    )
+

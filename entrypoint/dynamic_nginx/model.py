@@ -9,6 +9,7 @@ see, so its fields are the documented template context.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 
@@ -32,6 +33,7 @@ class Container:
     state: str = "running"
     health: str | None = None
     stop_signal: str = ""
+    created: str = ""
 
     @property
     def short_id(self) -> str:
@@ -69,14 +71,34 @@ class Server:
     port: int
     network: str
     container: Container
+    options: L.ServerOptions = L.ServerOptions()
+
+    @property
+    def parameters(self) -> str:
+        """Validated `server` parameters (`weight=2 backup`), or ""."""
+        return self.options.parameters
+
+    @property
+    def comment(self) -> str:
+        """The container's name if it is a plain Docker name, else its short id."""
+        name = self.container.name
+        return name if SAFE_COMMENT_RE.fullmatch(name) else self.container.short_id
 
 
 @dataclasses.dataclass(frozen=True)
 class Upstream:
-    """One `upstream` block. No servers means nginx answers 503 for it."""
+    """One `upstream` block. No servers means nginx answers 503 for it.
+
+    `lb` is the balancing directive ("" for round robin); the keepalive
+    fields are None when not set. All were validated from labels.
+    """
 
     name: str
     servers: tuple[Server, ...]
+    lb: str = ""
+    keepalive: int | None = None
+    keepalive_timeout: str | None = None
+    keepalive_requests: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +109,13 @@ class Model:
     containers: tuple[Container, ...]
     proxy: Proxy
     problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
+SAFE_COMMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")
+SCOPES = ("project", "all")
+# nginx rejects `backup` servers with these balancing methods.
+NO_BACKUP_LB = ("hash", "ip_hash", "random")
 REFERENCE_RE = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9][A-Za-z0-9_.-]*\.upstream)(?![A-Za-z0-9_.-])", re.I)
 
 
@@ -116,27 +143,35 @@ def is_live(container: Container) -> bool:
     return container.state == "running" and container.health in (None, "healthy")
 
 
-def in_scope(container: Container, proxy: Proxy) -> bool:
-    """Same compose project as the proxy, not a one-off `run`, and not the proxy itself."""
-    return (
-        container.id != proxy.id
-        and bool(proxy.project)
-        and container.project == proxy.project
-        and container.labels.get(L.COMPOSE_ONEOFF, "False") != "True"
-        and bool(container.service)
-    )
+def in_scope(container: Container, proxy: Proxy, scope: str = "project") -> bool:
+    """Not the proxy, not a one-off `run`; in the proxy's compose project, or
+    (with scope "all") anywhere if it opts in with `dynamic-nginx.enable=true`."""
+    if container.id == proxy.id or container.labels.get(L.COMPOSE_ONEOFF, "False") == "True":
+        return False
+    if proxy.project and container.project == proxy.project:
+        return True
+    enabled = container.labels.get(L.LABEL_PREFIX + "enable", "").lower() in L.TRUE
+    return scope == "all" and enabled
 
 
-def choose_network(container: Container, proxy: Proxy) -> tuple[str, str]:
+def choose_network(container: Container, proxy: Proxy, wanted: str | None = None) -> tuple[str, str]:
     """The network and IPv4 address by which the proxy reaches the container.
 
-    When several networks are shared, the first by name wins, so the choice is
-    the same at every rebuild (map order from the API is not).
+    `wanted` (the `dynamic-nginx.network` label) must be shared with the
+    proxy. Otherwise, when several networks are shared, the first by name
+    wins, so the choice is the same at every rebuild (map order is not).
     """
     shared = sorted(n for n in container.networks if n in proxy.networks)
+    if wanted is not None:
+        if wanted not in shared:
+            raise Excluded(
+                f"container {container.name}: label {L.LABEL_PREFIX}network={wanted!r} names a network "
+                f"it does not share with the proxy (shared: {', '.join(shared) or 'none'}); left out"
+            )
+        shared = [wanted]
     for network in shared:
         address = container.networks[network]
-        if address:
+        if _is_ipv4(address):
             return network, address
     if shared:
         raise Excluded(
@@ -149,6 +184,14 @@ def choose_network(container: Container, proxy: Proxy) -> tuple[str, str]:
         f"{', '.join(proxy.networks) or 'no network'}); left out. "
         "Put both on one network."
     )
+
+
+def _is_ipv4(address: str) -> bool:
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def choose_port(container: Container) -> int:
@@ -168,60 +211,141 @@ def choose_port(container: Container) -> int:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Member:
+    server: Server
+    options: L.UpstreamOptions
+
+
+def members_of(container: Container, proxy: Proxy) -> list[tuple[str, _Member]]:
+    """(upstream name, member) for every upstream the container joins, or
+    Excluded/LabelError saying why it cannot be served at all."""
+    decoded = L.decode(container.name, container.service, container.labels)
+    if decoded.enable is False:
+        return []
+    network, address = choose_network(container, proxy, decoded.network)
+    joined = []
+    for membership in decoded.memberships:
+        port = membership.port if membership.port is not None else choose_port(container)
+        server = Server(f"{address}:{port}", port, network, container, membership.server)
+        joined.append((membership.upstream, _Member(server, membership.options)))
+    return joined
+
+
 def server_for(container: Container, proxy: Proxy) -> Server:
-    """The server line for one container, or Excluded/LabelError saying why not."""
-    if not L.is_name(container.service):
-        raise Excluded(
-            f"container {container.name}: service name {container.service!r} cannot name "
-            "an nginx upstream; left out"
-        )
-    port = choose_port(container)
-    network, address = choose_network(container, proxy)
-    return Server(address=f"{address}:{port}", port=port, network=network, container=container)
+    """The server line of the container's own upstream (the first it joins)."""
+    joined = members_of(container, proxy)
+    if not joined:
+        raise Excluded(f"container {container.name}: {L.LABEL_PREFIX}enable=false; left out")
+    return joined[0][1].server
 
 
-def _sort_key(server: Server) -> tuple[int, str, str]:
-    return (server.container.number, server.container.name, server.container.id)
+def _upstream_names(container: Container) -> list[str]:
+    """The upstreams a container would join, for keeping them (503) while it is not live."""
+    try:
+        decoded = L.decode(container.name, container.service, container.labels)
+    except L.LabelError:
+        return []
+    return [m.upstream for m in decoded.memberships] if decoded.enable is not False else []
+
+
+def _sort_key(server: Server) -> tuple[int, str, str, int]:
+    return (server.container.number, server.container.name, server.container.id, server.port)
+
+
+def _newest(member: _Member) -> tuple[str, str]:
+    return (member.server.container.created, member.server.container.name)
+
+
+def resolve_options(name: str, members: list[_Member]) -> tuple[L.UpstreamOptions, list[str]]:
+    """One value per upstream-wide option, when replicas disagree (a rolling
+    update): the newest container's wins, and a warning names them all."""
+    chosen: dict[str, object] = {}
+    warnings = []
+    newest_first = sorted(members, key=_newest, reverse=True)
+    for field in dataclasses.fields(L.UpstreamOptions):
+        values = {m.server.container.name: getattr(m.options, field.name) for m in newest_first}
+        chosen[field.name] = getattr(newest_first[0].options, field.name) if newest_first else None
+        if len(set(values.values())) > 1:
+            listed = "; ".join(f"{c}: {'unset' if v is None else v}" for c, v in sorted(values.items()))
+            warnings.append(
+                f"upstream {name}: replicas disagree on {L.LABEL_PREFIX}{field.name} ({listed}); "
+                f"using {newest_first[0].server.container.name}'s, the newest container's"
+            )
+    return L.UpstreamOptions(**chosen), warnings  # type: ignore[arg-type]
+
+
+def _combine(name: str, members: list[_Member]) -> tuple[Upstream, list[str], list[str]]:
+    """The upstream block for a group, leaving out combinations nginx rejects."""
+    options, warnings = resolve_options(name, members)
+    lb = options.lb or ""
+    problems = []
+    servers = [m.server for m in members]
+    if lb.split(" ")[0] in NO_BACKUP_LB:
+        for server in [s for s in servers if s.options.backup]:
+            problems.append(
+                f"container {server.container.name}: {L.LABEL_PREFIX}backup cannot be combined with "
+                f"lb={lb.split(' ')[0]} in upstream {name} (nginx rejects it); left out of {name}"
+            )
+        servers = [s for s in servers if not s.options.backup]
+    if servers and all(s.options.backup for s in servers):
+        warnings.append(f"upstream {name}: only backup servers are live; serving them as primary servers")
+        servers = [dataclasses.replace(s, options=dataclasses.replace(s.options, backup=False)) for s in servers]
+    upstream = Upstream(
+        name=name,
+        servers=tuple(sorted(servers, key=_sort_key)),
+        lb=lb if servers else "",
+        keepalive=options.keepalive,
+        keepalive_timeout=options.keepalive_timeout,
+        keepalive_requests=options.keepalive_requests,
+    )
+    return upstream, problems, warnings
 
 
 def build(
     containers: Iterable[Container],
     proxy: Proxy,
     extra_upstreams: Iterable[str] = (),
+    scope: str = "project",
 ) -> Model:
-    """Group live, in-scope containers into upstreams named `<service>.upstream`.
+    """Group live, in-scope containers into upstreams (`<service>.upstream` by default).
 
     `extra_upstreams` are names that must exist even with no container (ones
     the user's config refers to, or that we served before), so nginx answers
     503 for them instead of failing to load the configuration.
     """
-    groups: dict[str, list[Server]] = {
-        name.lower(): [] for name in extra_upstreams if L.is_name(name)
-    }
+    groups: dict[str, list[_Member]] = {name.lower(): [] for name in extra_upstreams if L.is_name(name)}
     problems: list[str] = []
+    warnings: list[str] = []
     included: list[Container] = []
     for container in sorted(containers, key=lambda c: (c.name, c.id)):
-        if not in_scope(container, proxy):
+        if not in_scope(container, proxy, scope):
             continue
-        name = L.upstream_name(container.service)
-        if L.is_name(container.service):  # else server_for reports it; the name must not reach a template
-            groups.setdefault(name, [])
         if not is_live(container):
+            for name in _upstream_names(container):
+                groups.setdefault(name, [])
             continue
         try:
-            server = server_for(container, proxy)
+            joined = members_of(container, proxy)
         except (Excluded, L.LabelError) as error:
             problems.append(str(error))
+            for name in _upstream_names(container):  # keep its upstreams: 503, not a broken config
+                groups.setdefault(name, [])
             continue
-        groups[name].append(server)
-        included.append(container)
-    upstreams = tuple(
-        Upstream(name=name, servers=tuple(sorted(servers, key=_sort_key)))
-        for name, servers in sorted(groups.items())
-    )
+        for name, member in joined:
+            groups.setdefault(name, []).append(member)
+        if joined:
+            included.append(container)
+    upstreams = []
+    for name, members in sorted(groups.items()):
+        upstream, more_problems, more_warnings = _combine(name, members)
+        upstreams.append(upstream)
+        problems += more_problems
+        warnings += more_warnings
     return Model(
-        upstreams=upstreams,
+        upstreams=tuple(upstreams),
         containers=tuple(included),
         proxy=proxy,
         problems=tuple(problems),
+        warnings=tuple(warnings),
     )

@@ -29,6 +29,7 @@ class Settings:
     watch_dirs: tuple[Path, ...] = (Path("/etc/nginx"),)
     container: str = ""
     project: str = ""
+    scope: str = "project"
     debounce_min: float = 0.05
     debounce_max: float = 0.5
     reload_debounce_min: float = 0.1
@@ -55,6 +56,13 @@ def _seconds(name: str, raw: str) -> float:
     return value
 
 
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{PREFIX}{name}={raw!r} must be one of: {', '.join(allowed)}")
+    return value
+
+
 def _paths(raw: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in raw.split(":") if p)
 
@@ -67,6 +75,7 @@ _PARSERS = {
     "watch_dirs": lambda _n, raw: _paths(raw),
     "container": lambda _n, raw: raw.strip(),
     "project": lambda _n, raw: raw.strip(),
+    "scope": lambda n, raw: _choice(n, raw, ("project", "all")),
     "debounce_min": _seconds,
     "debounce_max": _seconds,
     "reload_debounce_min": _seconds,

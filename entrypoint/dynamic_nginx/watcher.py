@@ -56,7 +56,7 @@ class Watcher:
         self.settings = settings
         self._connect = connect
         self._stopping: frozenset[str] = frozenset()
-        self._logged: set[str] = set()
+        self._logged: set[tuple[str, str]] = set()
 
     def run(self) -> None:
         """Serve forever: connect, follow events, and after any failure back off and start over."""
@@ -138,12 +138,12 @@ class Watcher:
         proxy = source.proxy(proxy_id)
         if settings.project:
             proxy = dataclasses.replace(proxy, project=settings.project)
-        containers = source.containers(proxy.project) if proxy.project else []
+        containers = source.containers(proxy.project, opted_in=settings.scope == "all")
         known = referenced_upstreams(config_texts(settings.watch_dirs + (settings.conf_dir,)))
-        model = build(mark_stopping(containers, self._stopping), proxy, known)
+        model = build(mark_stopping(containers, self._stopping), proxy, known, settings.scope)
         templates = render.find_templates([settings.user_templates, settings.builtin_templates])
         rendered = render.render_all(templates, model, settings)
-        self._report(model.problems + tuple(rendered.errors.values()))
+        self._report(model.problems + tuple(rendered.errors.values()), model.warnings)
         changes = write.sync(settings.conf_dir, rendered.outputs, keep=rendered.errors.keys())
         if changes:
             log.info(
@@ -154,11 +154,11 @@ class Watcher:
             )
         return model
 
-    def _report(self, problems: Iterable[str]) -> None:
+    def _report(self, problems: Iterable[str], warnings: Iterable[str] = ()) -> None:
         """Log each problem once while it lasts, so a resync does not repeat it."""
-        current = set(problems)
-        for line in sorted(current - self._logged):
-            log.error("%s", line)
+        current = {("error", line) for line in problems} | {("warning", line) for line in warnings}
+        for level, line in sorted(current - self._logged):
+            getattr(log, level)("%s", line)
         self._logged = current
 
 

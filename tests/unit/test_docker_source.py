@@ -180,6 +180,7 @@ INSPECTED = Container(
     state="running",
     health="healthy",
     stop_signal="SIGUSR1",
+    created="2026-11-25T20:55:41.517794302Z",
 )
 
 
@@ -227,6 +228,11 @@ def changed(**fields: Any) -> Container:
         ),
         pytest.param(edited(("Config", "StopSignal"), ...), changed(stop_signal=""), id="no StopSignal"),
         pytest.param(
+            edited(("Created",), "2026-11-25T20:55:41.5Z"),
+            changed(created="2026-11-25T20:55:41.500000000Z"),
+            id="trimmed nanoseconds are padded so times sort as strings",
+        ),
+        pytest.param(
             edited(("NetworkSettings", "Networks"), {"none": {"IPAddress": ""}, "host": {"IPAddress": None}}),
             changed(networks={"none": "", "host": ""}),
             id="networks without an address",
@@ -241,6 +247,18 @@ def changed(**fields: Any) -> Container:
 )
 def test_container_from_inspect(data: dict[str, Any], expected: Container) -> None:
     assert D.container_from_inspect(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later"),
+    [
+        pytest.param("2026-11-25T20:55:41.5Z", "2026-11-25T20:55:41.51Z", id="shorter fraction"),
+        pytest.param("2026-11-25T20:55:41Z", "2026-11-25T20:55:41.000000001Z", id="no fraction"),
+        pytest.param("2026-11-25T20:55:41.9Z", "2026-11-25T20:55:42.1Z", id="next second"),
+    ],
+)
+def test_sortable_time_orders_like_time(earlier: str, later: str) -> None:
+    assert D.sortable_time(earlier) < D.sortable_time(later)
 
 
 def test_proxy_from_inspect() -> None:

@@ -100,8 +100,6 @@ def test_model_lists_included_containers_by_name() -> None:
         pytest.param(container(project=None), proxy(), id="no compose project label"),
         pytest.param(container(oneoff="True"), proxy(), id="one-off `compose run` container"),
         pytest.param(container(id=PROXY_ID, service="proxy"), proxy(), id="the proxy itself"),
-        pytest.param(container(service=None), proxy(), id="no compose service label"),
-        pytest.param(container(service=""), proxy(), id="empty compose service label"),
         pytest.param(container(project=""), proxy(project=""), id="proxy outside any compose project"),
     ],
 )
@@ -110,6 +108,22 @@ def test_out_of_scope_containers_are_ignored_silently(candidate: Container, the_
     assert built.upstreams == ()
     assert built.containers == ()
     assert built.problems == ()
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        pytest.param(container(service=None), id="no compose service label"),
+        pytest.param(container(service=""), id="empty compose service label"),
+    ],
+)
+def test_project_container_without_service_needs_an_upstream_label(candidate: Container) -> None:
+    built = model.build([candidate], proxy())
+    assert built.upstreams == ()
+    assert built.problems == (
+        "container shop-web-1: it has no compose service, so it needs the label "
+        "dynamic-nginx.upstream=<name> to be served; left out",
+    )
 
 
 def test_oneoff_false_is_in_scope() -> None:
@@ -306,7 +320,7 @@ def test_service_name_that_cannot_name_an_upstream_never_reaches_the_model(servi
     assert built.upstreams == ()
     if state == "running":
         (problem,) = built.problems
-        assert problem.startswith("container shop-odd-1: service name ")
+        assert problem.startswith("container shop-odd-1: label com.docker.compose.service=")
         assert repr(service) in problem
         assert "\n" not in problem
 
