@@ -240,6 +240,23 @@ def server_for(container: Container, proxy: Proxy) -> Server:
     return joined[0][1].server
 
 
+def check_ownership(container: Container, upstreams: Iterable[str], owners: Mapping[str, str]) -> None:
+    """A container may not join the upstream named after another service.
+
+    Labels come with images too: without this rule any container in scope
+    could put itself into `web.upstream` and take a share of web's traffic.
+    Group services under a name of your own instead (`dynamic-nginx.upstream=pool`).
+    """
+    for name in upstreams:
+        owner = owners.get(name)
+        if owner is not None and owner != container.service.lower():
+            raise Excluded(
+                f"container {container.name}: its labels would put it into {name}, which belongs to "
+                f"service {owner}; only {owner}'s containers may join it. Choose another upstream "
+                "name; left out"
+            )
+
+
 def _upstream_names(container: Container) -> list[str]:
     """The upstreams a container would join, for keeping them (503) while it is not live."""
     try:
@@ -318,9 +335,9 @@ def build(
     problems: list[str] = []
     warnings: list[str] = []
     included: list[Container] = []
-    for container in sorted(containers, key=lambda c: (c.name, c.id)):
-        if not in_scope(container, proxy, scope):
-            continue
+    candidates = sorted((c for c in containers if in_scope(c, proxy, scope)), key=lambda c: (c.name, c.id))
+    owners = {L.upstream_name(c.service): c.service.lower() for c in candidates if L.is_name(c.service)}
+    for container in candidates:
         if not is_live(container):
             for name in _upstream_names(container):
                 groups.setdefault(name, [])
@@ -331,6 +348,11 @@ def build(
             problems.append(str(error))
             for name in _upstream_names(container):  # keep its upstreams: 503, not a broken config
                 groups.setdefault(name, [])
+            continue
+        try:
+            check_ownership(container, [name for name, _ in joined], owners)
+        except Excluded as error:
+            problems.append(str(error))
             continue
         for name, member in joined:
             groups.setdefault(name, []).append(member)
