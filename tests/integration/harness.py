@@ -10,6 +10,7 @@ import collections
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,15 @@ IMAGE = os.environ.get("DYNAMIC_NGINX_IMAGE", "dynamic-nginx:test")
 BACKEND_IMAGE = os.environ.get("DYNAMIC_NGINX_BACKEND_IMAGE", "dynamic-nginx-backend:test")
 ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENTS = Path(os.environ.get("DYNAMIC_NGINX_MEASUREMENTS", "/tmp/dynamic-nginx-measurements.jsonl"))
+
+
+SERVER_LINE = re.compile(r"^\s+server (\d+\.\d+\.\d+\.\d+:\d+)[ ;]", re.M)
+
+
+def rendered_servers(p: Project, name: str = "dynamic-nginx-upstreams.conf") -> list[str]:
+    """The `server ip:port` addresses in a generated file of a project whose conf.d is bind-mounted."""
+    path = p.folder / "conf.d" / name
+    return SERVER_LINE.findall(path.read_text()) if path.exists() else []
 
 
 def run(args: list[str], timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:

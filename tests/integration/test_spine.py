@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import time
 
-from harness import Project, get, record, run, tally, wait_for
+from harness import Project, get, record, rendered_servers, run, tally, wait_for
 
 # conf.d is a bind-mounted folder, so tests can drop files in it as a user would.
 COMPOSE = """
@@ -41,7 +40,6 @@ server {
     }
 }
 """
-SERVER_LINE = re.compile(r"^\s+server \d+\.\d+\.\d+\.\d+:\d+;", re.M)
 
 
 def site_project(project, site: str = SITE, compose: str = COMPOSE) -> Project:
@@ -115,8 +113,7 @@ def test_broken_file_blocks_reloads_until_removed(project):
 
     p.up(web=2)  # the watcher renders the new replica; nothing may reload
     new = sorted(set(p.ids("web")) - set(first))
-    generated = p.folder / "conf.d" / "dynamic-nginx-upstreams.conf"
-    wait_for(lambda: len(SERVER_LINE.findall(generated.read_text())) == 2, 15, "the new replica rendered")
+    wait_for(lambda: len(rendered_servers(p)) == 2, 15, "the new replica rendered")
     time.sleep(2)  # the reloader's debounce is 1 s at most: give it every chance to misbehave
     assert tally(p.port, 50) == {first[0]: 50}
     assert reloads(p) == reloads_while_broken
