@@ -39,6 +39,7 @@ RUN apt-get update \
         python3-pytest python3-hypothesis \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml /src/pyproject.toml
+COPY README.md /src/README.md
 COPY tests/unit/ /src/tests/unit/
 WORKDIR /src
 ENTRYPOINT []
