@@ -23,14 +23,19 @@ NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9][A-Za-z
 UPSTREAM_SUFFIX = ".upstream"
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class LabelError(ValueError):
     """A label value failed validation; str() is the one log line to print."""
 
     def __init__(self, container: str, label: str, value: str, allowed: str, message: str = ""):
-        shown = value if len(value) <= 80 else value[:77] + "..."
+        # Keys are untrusted too: one with a newline must not forge a second log line.
+        key = label if label.isprintable() and len(label) <= 120 else repr(_cut(label, 120))
         super().__init__(
             message
-            or f"container {container}: label {label}={shown!r} is invalid; "
+            or f"container {container}: label {key}={_cut(value, 80)!r} is invalid; "
             f"allowed: {allowed}. Fix the label; this container is left out."
         )
         self.container = container
@@ -60,7 +65,10 @@ def parse_port(container: str, label: str, value: str) -> int:
 
 
 MAX_VALUE = 256
-TIME_RE = re.compile(r"[0-9]{1,6}|(?:[0-9]{1,6}(?:ms|s|m|h|d)){1,4}")
+# nginx takes each unit at most once, largest first; fail_timeout is in whole seconds.
+_TIME_UNITS = r"(?=[0-9])(?:[0-9]{1,6}d)?(?:[0-9]{1,6}h)?(?:[0-9]{1,6}m)?(?:[0-9]{1,6}s)?"
+SECONDS_RE = re.compile(rf"[0-9]{{1,6}}|{_TIME_UNITS}")
+TIME_RE = re.compile(rf"[0-9]{{1,6}}|{_TIME_UNITS}(?:[0-9]{{1,6}}ms)?")
 NETWORK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # nginx variables a hash key may use: fixed names, and the families whose
 # names are free-form (query arguments, cookies, request headers).
@@ -128,6 +136,7 @@ class ContainerLabels:
     enable: bool | None
     network: str | None
     memberships: tuple[Membership, ...]
+    health_gating: bool | None = None
 
 
 def parse_int(container: str, label: str, value: str, low: int, high: int) -> int:
@@ -148,6 +157,12 @@ def parse_time(container: str, label: str, value: str) -> str:
     if TIME_RE.fullmatch(value):
         return value
     raise LabelError(container, label, value, "an nginx time such as 10, 500ms, 30s, 1m or 1h30m")
+
+
+def parse_seconds(container: str, label: str, value: str) -> str:
+    if SECONDS_RE.fullmatch(value):
+        return value
+    raise LabelError(container, label, value, "an nginx time in seconds such as 10, 30s, 1m or 1h30m")
 
 
 def parse_lb(container: str, label: str, value: str) -> str:
@@ -186,7 +201,7 @@ Parser = Callable[[str, str, str], object]
 SERVER_PARSERS: dict[str, Parser] = {
     "weight": lambda c, k, v: parse_int(c, k, v, 1, 1000),
     "max_fails": lambda c, k, v: parse_int(c, k, v, 0, 1000),
-    "fail_timeout": parse_time,
+    "fail_timeout": parse_seconds,
     "max_conns": lambda c, k, v: parse_int(c, k, v, 0, 100000),
     "backup": parse_bool,
     "down": parse_bool,
@@ -200,6 +215,7 @@ UPSTREAM_PARSERS: dict[str, Parser] = {
 MEMBER_PARSERS: dict[str, Parser] = {"port": parse_port, **SERVER_PARSERS, **UPSTREAM_PARSERS}
 CONTAINER_PARSERS: dict[str, Parser] = {
     "enable": parse_bool,
+    "health_gating": parse_bool,
     "network": parse_network,
     "upstream": parse_upstream,
 }
@@ -235,10 +251,10 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
         if len(value) > MAX_VALUE:
             raise LabelError(container, label, value, f"at most {MAX_VALUE} characters")
         key = label[len(LABEL_PREFIX) :]
-        name, _, option = key.rpartition(".")
-        if not name and option in CONTAINER_PARSERS:
+        name, dot, option = key.rpartition(".")
+        if not dot and option in CONTAINER_PARSERS:
             container_level[option] = CONTAINER_PARSERS[option](container, label, value)
-        elif not name and option in MEMBER_PARSERS:
+        elif not dot and option in MEMBER_PARSERS:
             own[option] = MEMBER_PARSERS[option](container, label, value)
         elif name and option in MEMBER_PARSERS and is_name(name):
             named.setdefault(name.lower(), {})[option] = MEMBER_PARSERS[option](container, label, value)
@@ -275,9 +291,11 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
         )
     enable = container_level.get("enable")
     network = container_level.get("network")
+    gating = container_level.get("health_gating")
     return ContainerLabels(
         enable=enable if isinstance(enable, bool) else None,
         network=network if isinstance(network, str) else None,
         memberships=tuple(members),
+        health_gating=gating if isinstance(gating, bool) else None,
     )
 

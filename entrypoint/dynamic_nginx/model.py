@@ -138,9 +138,19 @@ class Excluded(Exception):
     """A container cannot be served; str() is the log line saying why and the fix."""
 
 
-def is_live(container: Container) -> bool:
-    """Running, not on its way out, and healthy if it has a health check."""
-    return container.state == "running" and container.health in (None, "healthy")
+def is_live(container: Container, health_gating: bool = True) -> bool:
+    """Running, not on its way out, and healthy if it has a health check
+    (unless its `dynamic-nginx.health_gating=false` opts out of that)."""
+    healthy = container.health in (None, "healthy") or not health_gating
+    return container.state == "running" and healthy
+
+
+def health_gating(container: Container) -> bool:
+    """False only if the container validly opts out; bad labels are reported when it is live."""
+    try:
+        return L.decode(container.name, container.service, container.labels).health_gating is not False
+    except L.LabelError:
+        return True
 
 
 def in_scope(container: Container, proxy: Proxy, scope: str = "project") -> bool:
@@ -262,7 +272,8 @@ def _upstream_names(container: Container) -> list[str]:
     try:
         decoded = L.decode(container.name, container.service, container.labels)
     except L.LabelError:
-        return []
+        # Its labels are bad, but its service's upstream must still exist (answering 503).
+        return [L.upstream_name(container.service)] if L.is_name(container.service) else []
     return [m.upstream for m in decoded.memberships] if decoded.enable is not False else []
 
 
@@ -338,7 +349,7 @@ def build(
     candidates = sorted((c for c in containers if in_scope(c, proxy, scope)), key=lambda c: (c.name, c.id))
     owners = {L.upstream_name(c.service): c.service.lower() for c in candidates if L.is_name(c.service)}
     for container in candidates:
-        if not is_live(container):
+        if not is_live(container, health_gating(container)):
             for name in _upstream_names(container):
                 groups.setdefault(name, [])
             continue

@@ -56,17 +56,50 @@ def newest_mtime(folders: Iterable[Path]) -> float:
     return newest
 
 
-class Debounce:
-    """Collects change notices; `settle()` returns once quiet for `minimum`
-    seconds, or `maximum` seconds after the first notice, whichever is sooner."""
+def remaining(
+    now: float,
+    first: float,
+    last: float,
+    previous: float | None,
+    calm: tuple[float, float],
+    burst: tuple[float, float],
+    burst_window: float,
+) -> float:
+    """Seconds still to wait before acting on notices (<= 0: act now).
 
-    def __init__(self, minimum: float, maximum: float):
-        self.minimum = minimum
-        self.maximum = maximum
+    Normally wait until quiet for calm[0] seconds, but no longer than calm[1]
+    after the first notice. When the previous action was less than
+    `burst_window` before this first notice, changes are arriving in a burst
+    (a large scale-up): use the longer `burst` pair, so twenty replicas
+    starting over a few seconds cost two or three reloads, not twenty.
+    """
+    in_burst = previous is not None and first - previous < burst_window
+    quiet, longest = burst if in_burst else calm
+    return min(last + quiet - now, first + longest - now)
+
+
+class Debounce:
+    """Collects change notices; `settle()` returns once they have settled (see `remaining`)."""
+
+    def __init__(
+        self,
+        minimum: float,
+        maximum: float,
+        burst_minimum: float | None = None,
+        burst_maximum: float | None = None,
+        burst_window: float = 0.0,
+    ):
+        self.calm = (minimum, maximum)
+        self.burst = (
+            minimum if burst_minimum is None else burst_minimum,
+            maximum if burst_maximum is None else burst_maximum,
+        )
+        self.burst_window = burst_window
         self._lock = threading.Lock()
         self._pending = threading.Event()
         self._first = 0.0
         self._last = 0.0
+        self._previous: float | None = None
 
     def notice(self) -> None:
         with self._lock:
@@ -82,9 +115,12 @@ class Debounce:
         while True:
             with self._lock:
                 now = time.monotonic()
-                wait = min(self._last + self.minimum - now, self._first + self.maximum - now)
+                wait = remaining(
+                    now, self._first, self._last, self._previous, self.calm, self.burst, self.burst_window
+                )
                 if wait <= 0:
                     self._pending.clear()
+                    self._previous = now
                     return
             time.sleep(wait)
 
@@ -104,7 +140,13 @@ class Reloader:
     def __init__(self, settings: Settings, nginx: Nginx):
         self.settings = settings
         self.nginx = nginx
-        self.debounce = Debounce(settings.reload_debounce_min, settings.reload_debounce_max)
+        self.debounce = Debounce(
+            settings.reload_debounce_min,
+            settings.reload_debounce_max,
+            settings.reload_burst_min,
+            settings.reload_burst_max,
+            settings.reload_burst_window,
+        )
         self.reloads = 0
         self._last_error = ""
 

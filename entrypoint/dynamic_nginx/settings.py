@@ -34,6 +34,9 @@ class Settings:
     debounce_max: float = 0.5
     reload_debounce_min: float = 0.1
     reload_debounce_max: float = 1.0
+    reload_burst_min: float = 0.5
+    reload_burst_max: float = 2.5
+    reload_burst_window: float = 2.0
     resync_interval: float = 30.0
     nginx_pid_file: Path = Path("/run/nginx.pid")
     nginx_args_file: Path = Path("/run/dynamic-nginx/nginx.args")
@@ -80,6 +83,9 @@ _PARSERS = {
     "debounce_max": _seconds,
     "reload_debounce_min": _seconds,
     "reload_debounce_max": _seconds,
+    "reload_burst_min": _seconds,
+    "reload_burst_max": _seconds,
+    "reload_burst_window": _seconds,
     "resync_interval": _seconds,
     "nginx_pid_file": lambda _n, raw: Path(raw),
     "nginx_args_file": lambda _n, raw: Path(raw),
@@ -98,8 +104,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     if settings.debounce_min > settings.debounce_max:
         raise SettingsError(f"{PREFIX}DEBOUNCE_MIN must not exceed {PREFIX}DEBOUNCE_MAX")
-    if settings.reload_debounce_min > settings.reload_debounce_max:
-        raise SettingsError(
-            f"{PREFIX}RELOAD_DEBOUNCE_MIN must not exceed {PREFIX}RELOAD_DEBOUNCE_MAX"
-        )
+    for low, high in (("reload_debounce_min", "reload_debounce_max"), ("reload_burst_min", "reload_burst_max")):
+        if getattr(settings, low) > getattr(settings, high):
+            raise SettingsError(f"{PREFIX}{low.upper()} must not exceed {PREFIX}{high.upper()}")
     return settings
