@@ -56,6 +56,9 @@ def main():
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
+    # Like most servers, HUP and USR1 mean "reload/reopen logs", not "stop".
+    signal.signal(signal.SIGHUP, lambda signum, frame: print(f"backend {HOSTNAME}: SIGHUP ignored", flush=True))
+    signal.signal(signal.SIGUSR1, lambda signum, frame: print(f"backend {HOSTNAME}: SIGUSR1 ignored", flush=True))
     print(f"backend {HOSTNAME} listening on {PORT}", flush=True)
     try:
         server.serve_forever(poll_interval=0.05)

@@ -8,10 +8,11 @@ good configuration until the files are valid again.
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -56,11 +57,14 @@ def newest_mtime(folders: Iterable[Path]) -> float:
     return newest
 
 
+BURST_AFTER = 2  # this many actions within the burst window make a burst
+
+
 def remaining(
     now: float,
     first: float,
     last: float,
-    previous: float | None,
+    recent: Sequence[float],
     calm: tuple[float, float],
     burst: tuple[float, float],
     burst_window: float,
@@ -68,12 +72,13 @@ def remaining(
     """Seconds still to wait before acting on notices (<= 0: act now).
 
     Normally wait until quiet for calm[0] seconds, but no longer than calm[1]
-    after the first notice. When the previous action was less than
-    `burst_window` before this first notice, changes are arriving in a burst
-    (a large scale-up): use the longer `burst` pair, so twenty replicas
-    starting over a few seconds cost two or three reloads, not twenty.
+    after the first notice. When the last BURST_AFTER actions (`recent`)
+    all happened less than `burst_window` before this first notice, changes
+    are arriving in a burst (a large scale-up): use the longer `burst` pair,
+    so twenty replicas starting over several seconds cost three reloads, not
+    twenty. A single change, or two in a row (a rollout step), stays fast.
     """
-    in_burst = previous is not None and first - previous < burst_window
+    in_burst = sum(1 for t in recent if first - t < burst_window) >= BURST_AFTER
     quiet, longest = burst if in_burst else calm
     return min(last + quiet - now, first + longest - now)
 
@@ -99,7 +104,7 @@ class Debounce:
         self._pending = threading.Event()
         self._first = 0.0
         self._last = 0.0
-        self._previous: float | None = None
+        self._recent: collections.deque[float] = collections.deque(maxlen=BURST_AFTER)
 
     def notice(self) -> None:
         with self._lock:
@@ -116,11 +121,11 @@ class Debounce:
             with self._lock:
                 now = time.monotonic()
                 wait = remaining(
-                    now, self._first, self._last, self._previous, self.calm, self.burst, self.burst_window
+                    now, self._first, self._last, self._recent, self.calm, self.burst, self.burst_window
                 )
                 if wait <= 0:
                     self._pending.clear()
-                    self._previous = now
+                    self._recent.append(now)
                     return
             time.sleep(wait)
 

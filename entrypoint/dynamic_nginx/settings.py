@@ -34,9 +34,9 @@ class Settings:
     debounce_max: float = 0.5
     reload_debounce_min: float = 0.1
     reload_debounce_max: float = 1.0
-    reload_burst_min: float = 0.5
-    reload_burst_max: float = 2.5
-    reload_burst_window: float = 2.0
+    reload_burst_min: float = 1.0
+    reload_burst_max: float = 6.0
+    reload_burst_window: float = 3.0
     resync_interval: float = 30.0
     nginx_pid_file: Path = Path("/run/nginx.pid")
     nginx_args_file: Path = Path("/run/dynamic-nginx/nginx.args")

@@ -7,6 +7,7 @@ broken build fails a test instead of hanging the suite.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import http.client
 import json
 import os
@@ -14,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -167,3 +169,94 @@ class Project:
 
     def down(self) -> None:
         self.compose("down", "-v", "--remove-orphans", "-t", "3", timeout=180)
+
+
+@dataclasses.dataclass
+class Outcome:
+    status: int
+    body: str
+    seconds: float
+    error: str = ""
+
+
+class Load:
+    """Several keep-alive clients sending GETs until stopped, bounded in count and time.
+
+    Like curl and urllib3, a client retries once on a fresh connection when a
+    reused keep-alive connection turns out to be closed before any answer
+    (nginx closes idle keep-alive connections when it reloads); such retries
+    are counted. Any other failure is an error.
+    """
+
+    def __init__(self, port: int, clients: int = 4, path: str = "/?sleep=0.02",
+                 max_requests: int = 50_000, max_seconds: float = 180):
+        self.port = port
+        self.path = path
+        self.clients = clients
+        self.max_requests = max_requests
+        self.deadline = time.monotonic() + max_seconds
+        self.outcomes: list[Outcome] = []
+        self.stale_retries = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _running(self) -> bool:
+        return not self._stop.is_set() and time.monotonic() < self.deadline and len(self.outcomes) < self.max_requests
+
+    def _client(self) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        reused = False
+        while self._running():
+            started = time.monotonic()
+            try:
+                outcome = self._once(connection, started)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
+                connection.close()
+                if not reused:
+                    outcome = Outcome(0, "", time.monotonic() - started, type(error).__name__)
+                else:
+                    with self._lock:
+                        self.stale_retries += 1
+                    try:
+                        outcome = self._once(connection, started)
+                    except (OSError, http.client.HTTPException) as again:
+                        outcome = Outcome(0, "", time.monotonic() - started, type(again).__name__)
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                outcome = Outcome(0, "", time.monotonic() - started, type(error).__name__)
+            reused = connection.sock is not None  # the next request goes over this same connection
+            with self._lock:
+                self.outcomes.append(outcome)
+        connection.close()
+
+    def _once(self, connection: http.client.HTTPConnection, started: float) -> Outcome:
+        connection.request("GET", self.path)
+        response = connection.getresponse()
+        body = response.read().decode(errors="replace").strip()
+        if response.getheader("Connection", "").lower() == "close":
+            connection.close()
+        return Outcome(response.status, body, time.monotonic() - started)
+
+    def snapshot(self) -> list[Outcome]:
+        with self._lock:
+            return list(self.outcomes)
+
+    def served_by(self, since: int = 0) -> set[str]:
+        return {o.body for o in self.snapshot()[since:] if o.status == 200}
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.snapshot() if o.error or not 200 <= o.status < 300]

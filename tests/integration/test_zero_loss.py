@@ -1,0 +1,157 @@
+"""Scale and roll out under load and lose nothing; serve only healthy replicas.
+
+The backend stops accepting connections the moment it gets SIGTERM and
+finishes the requests in flight: the worst realistic case for a proxy that
+learns of a stopping replica only when it has exited.
+"""
+
+from __future__ import annotations
+
+import time
+
+from harness import Load, Project, get, record, run, tally, wait_for
+
+COMPOSE = """
+version: "3.8"
+services:
+  proxy:
+    image: {image}
+    ports: ["127.0.0.1:{port}:80"]
+    volumes:
+      - /var/run/docker.sock:/var/run/docker.sock:ro
+      - ./conf.d:/etc/nginx/conf.d
+  web:
+    image: {backend}
+"""
+
+HEALTHY_WHEN_FILE = """
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/healthy"]
+      interval: 1s
+      timeout: 1s
+      retries: 1
+"""
+
+# What the README recommends: retry a refused connection elsewhere, quickly.
+SITE = """
+server {
+    listen 80;
+    location / {
+        proxy_pass http://web.upstream;
+        proxy_next_upstream error timeout;
+        proxy_connect_timeout 1s;
+    }
+}
+"""
+
+
+def make(project, compose: str = COMPOSE) -> Project:
+    return project(compose, {"conf.d/default.conf": SITE})
+
+
+def reloads(p: Project) -> int:
+    return p.logs().count("reloader: INFO: reloaded nginx")
+
+
+def assert_nothing_lost(load: Load, least: int = 100) -> None:
+    outcomes = load.snapshot()
+    failures = load.failures()
+    assert len(outcomes) >= least, f"the load ran only {len(outcomes)} requests"
+    assert not failures, f"{len(failures)} of {len(outcomes)} requests failed, e.g. {failures[:5]}"
+
+
+def test_scale_4_to_1_to_3_under_load_loses_nothing(project):
+    p = make(project)
+    p.up(web=4)
+    p.wait_serving(p.ids("web"))
+    with Load(p.port, clients=4) as load:
+        time.sleep(1)
+        p.up(web=1)
+        survivor = p.ids("web")
+        wait_for(lambda: load.served_by(len(load.snapshot()) - 20) == set(survivor), 20, "only the survivor")
+        p.up(web=3)
+        replicas = p.ids("web")
+        mark = len(load.snapshot())
+        wait_for(lambda: load.served_by(mark) == set(replicas), 20, "all three under load")
+        time.sleep(1)
+    record("scale 4->1->3 under load: requests", len(load.outcomes))
+    record("scale 4->1->3 under load: stale keep-alive retries", load.stale_retries)
+    assert_nothing_lost(load)
+
+
+def test_one_at_a_time_rollout_under_load_loses_nothing_and_never_stalls(project):
+    p = make(project)
+    p.up(web=3)
+    old = p.ids("web")
+    p.wait_serving(old)
+    with Load(p.port, clients=4) as load:
+        for count, replica in enumerate(old, start=1):
+            p.up(web=3 + 1)  # start one more
+            new = sorted(set(p.ids("web")) - set(old))
+            mark = len(load.snapshot())
+            wait_for(lambda: set(new) <= load.served_by(mark), 20, f"new replica {new} to serve")
+            run(["docker", "stop", replica])  # what rollout tools for compose do
+            run(["docker", "rm", replica])
+            old = [r for r in old if r != replica] + new
+        time.sleep(1)
+    slowest = max(o.seconds for o in load.snapshot())
+    record("rollout under load: requests", len(load.outcomes))
+    record("rollout under load: slowest request seconds", round(slowest, 3))
+    assert_nothing_lost(load)
+    assert slowest < 1.0, f"a request took {slowest:.2f} s"
+
+
+def test_only_healthy_replicas_serve(project):
+    compose = COMPOSE + HEALTHY_WHEN_FILE
+    p = make(project, compose)
+    p.up(web=2)
+    first, second = p.ids("web")
+    # Both health checks are still `starting`: nobody may get traffic.
+    wait_for(lambda: get(p.port)[0] == 503, 20, "503 while both are starting")
+    run(["docker", "exec", first, "touch", "/tmp/healthy"])
+    p.wait_serving([first])
+    assert tally(p.port, 30) == {first: 30}
+    run(["docker", "exec", second, "touch", "/tmp/healthy"])
+    p.wait_serving([first, second])
+    run(["docker", "exec", first, "rm", "/tmp/healthy"])  # turns unhealthy
+    p.wait_serving([second])
+    assert tally(p.port, 30) == {second: 30}
+
+
+def test_health_gating_opt_out_serves_while_starting(project):
+    compose = COMPOSE + HEALTHY_WHEN_FILE + """    labels:
+      dynamic-nginx.health_gating: "false"
+"""
+    p = make(project, compose)
+    p.up(web=1)
+    p.wait_serving(p.ids("web"))
+
+
+def test_pause_takes_out_and_unpause_puts_back_and_hup_changes_nothing(project):
+    p = make(project)
+    p.up(web=2)
+    first, second = p.ids("web")
+    p.wait_serving([first, second])
+    run(["docker", "pause", first])
+    p.wait_serving([second])
+    run(["docker", "unpause", first])
+    p.wait_serving([first, second])
+    before = reloads(p)
+    run(["docker", "kill", "-s", "HUP", first])
+    time.sleep(2)  # time enough for a wrong removal and its reload
+    assert reloads(p) == before
+    assert set(tally(p.port, 20)) == {first, second}
+
+
+def test_scale_1_to_20_serves_all_with_at_most_3_reloads(project):
+    p = make(project)
+    p.up(web=1)
+    p.wait_serving(p.ids("web"))
+    wait_for(lambda: "reloader: INFO: watching" in p.logs(), 10, "the reloader to be up")
+    before = reloads(p)
+    p.up(web=20)
+    p.wait_serving(p.ids("web"), timeout=40, requests=60)
+    time.sleep(3)  # let any trailing reload happen before counting
+    count = reloads(p) - before
+    record("scale 1->20: reloads", count)
+    assert 1 <= count <= 3, count
