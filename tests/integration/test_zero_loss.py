@@ -155,3 +155,28 @@ def test_scale_1_to_20_serves_all_with_at_most_3_reloads(project):
     count = reloads(p) - before
     record("scale 1->20: reloads", count)
     assert 1 <= count <= 3, count
+
+
+def test_restarted_by_its_restart_policy_comes_back(project):
+    compose = COMPOSE + """    restart: always
+"""
+    p = make(project, compose)
+    p.up(web=2)
+    first, second = p.ids("web")
+    p.wait_serving([first, second])
+    # The process exits by itself: die, then the policy's start.
+    run(["docker", "exec", first, "python3", "-c", "import os, signal; os.kill(1, signal.SIGTERM)"])
+    wait_for(lambda: run(["docker", "inspect", "-f", "{{.RestartCount}}", first]).stdout.strip() != "0",
+             20, "the restart policy to restart it")
+    p.wait_serving([first, second])
+
+
+def test_docker_restart_takes_out_then_puts_back(project):
+    p = make(project)
+    p.up(web=2)
+    first, second = p.ids("web")
+    p.wait_serving([first, second])
+    # kill (TERM) marks it as stopping; its start afterwards must clear that.
+    run(["docker", "restart", first])
+    p.wait_serving([first, second])
+    assert "web.upstream=1" in p.logs()  # it was out in between
