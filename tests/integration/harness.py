@@ -177,6 +177,7 @@ class Outcome:
     body: str
     seconds: float
     error: str = ""
+    at: float = dataclasses.field(default_factory=time.monotonic)  # when it ended
 
 
 class Load:

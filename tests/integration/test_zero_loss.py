@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from harness import Load, Project, get, record, run, tally, wait_for
+from harness import ROOT, Load, Project, get, record, run, tally, wait_for
 
 COMPOSE = """
 version: "3.8"
@@ -85,15 +85,14 @@ def test_one_at_a_time_rollout_under_load_loses_nothing_and_never_stalls(project
     old = p.ids("web")
     p.wait_serving(old)
     with Load(p.port, clients=4) as load:
-        for count, replica in enumerate(old, start=1):
-            p.up(web=3 + 1)  # start one more
-            new = sorted(set(p.ids("web")) - set(old))
-            mark = len(load.snapshot())
-            wait_for(lambda: set(new) <= load.served_by(mark), 20, f"new replica {new} to serve")
-            run(["docker", "stop", replica])  # what rollout tools for compose do
-            run(["docker", "rm", replica])
-            old = [r for r in old if r != replica] + new
-        time.sleep(1)
+        # What rollout tools for compose do: one more, wait, stop an old one, repeat.
+        result = run(["bash", str(ROOT / "scripts" / "rollout"), "-p", p.name, "-f", str(p.compose_file), "web"],
+                     timeout=300)
+        new = p.ids("web")
+        mark = len(load.snapshot())
+        wait_for(lambda: load.served_by(mark) == set(new), 20, "the new replicas")
+    assert result.stdout.count("rollout: replaced") == 3, result.stdout
+    assert len(new) == 3 and not set(new) & set(old)
     slowest = max(o.seconds for o in load.snapshot())
     record("rollout under load: requests", len(load.outcomes))
     record("rollout under load: slowest request seconds", round(slowest, 3))
@@ -180,3 +179,30 @@ def test_docker_restart_takes_out_then_puts_back(project):
     run(["docker", "restart", first])
     p.wait_serving([first, second])
     assert "web.upstream=1" in p.logs()  # it was out in between
+
+
+def test_force_recreate_replaces_every_replica_at_once(project):
+    """Documents the gap the README warns about: compose stops every old
+    replica before the new ones serve. Meanwhile the proxy answers 502 (the
+    last old replicas refuse connections before the reload takes them out)
+    and then 503 (no replica at all); it never drops a client connection, and
+    serves the new replicas right after."""
+    p = make(project)
+    p.up(web=3)
+    old = p.ids("web")
+    p.wait_serving(old)
+    with Load(p.port, clients=4) as load:
+        time.sleep(0.5)
+        p.compose("up", "-d", "--force-recreate", "--scale=web=3", "web")
+        new = p.ids("web")
+        mark = len(load.snapshot())
+        wait_for(lambda: load.served_by(mark) == set(new), 20, "the recreated replicas")
+    assert not set(new) & set(old)
+    failures = load.failures()
+    statuses = {o.status for o in failures}
+    record("force-recreate of 3 replicas under load: failed requests", len(failures))
+    record("force-recreate of 3 replicas under load: requests", len(load.outcomes))
+    if failures:
+        record("force-recreate of 3 replicas under load: seconds of failures",
+               round(max(o.at for o in failures) - min(o.at for o in failures), 2))
+    assert statuses <= {502, 503}, statuses
