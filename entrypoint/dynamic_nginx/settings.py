@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 PREFIX = "DYNAMIC_NGINX_"
 
@@ -70,7 +71,7 @@ def _paths(raw: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in raw.split(":") if p)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str, str], object]] = {
     "conf_dir": lambda _n, raw: Path(raw),
     "builtin_templates": lambda _n, raw: Path(raw),
     "user_templates": lambda _n, raw: Path(raw),
@@ -95,16 +96,15 @@ _PARSERS = {
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `DYNAMIC_NGINX_<FIELD>` variables; unset ones keep defaults."""
     environ = os.environ if environ is None else environ
-    values = {}
+    values: dict[str, Any] = {}
     for field, parse in _PARSERS.items():
         name = field.upper()
         raw = environ.get(PREFIX + name)
         if raw is not None and raw != "":
             values[field] = parse(name, raw)
     settings = Settings(**values)
-    if settings.debounce_min > settings.debounce_max:
-        raise SettingsError(f"{PREFIX}DEBOUNCE_MIN must not exceed {PREFIX}DEBOUNCE_MAX")
-    for low, high in (("reload_debounce_min", "reload_debounce_max"), ("reload_burst_min", "reload_burst_max")):
+    for stem in ("debounce", "reload_debounce", "reload_burst"):
+        low, high = f"{stem}_min", f"{stem}_max"
         if getattr(settings, low) > getattr(settings, high):
             raise SettingsError(f"{PREFIX}{low.upper()} must not exceed {PREFIX}{high.upper()}")
     return settings
