@@ -285,6 +285,16 @@ def _newest(member: _Member) -> tuple[str, str]:
     return (member.server.container.created, member.server.container.name)
 
 
+def _normal(field: str, value: object) -> object:
+    """Unset lb and round_robin mean the same, so they never disagree."""
+    return "" if field == "lb" and value is None else value
+
+
+def _shown(value: object) -> str:
+    """An upstream option's value as a warning shows it ("" is lb's round robin)."""
+    return "unset" if value is None else str(value) or "round_robin"
+
+
 def resolve_options(name: str, members: list[_Member]) -> tuple[L.UpstreamOptions, list[str]]:
     """One value per upstream-wide option, when replicas disagree (a rolling
     update): the newest container's wins, and a warning names them all."""
@@ -292,10 +302,10 @@ def resolve_options(name: str, members: list[_Member]) -> tuple[L.UpstreamOption
     warnings = []
     newest_first = sorted(members, key=_newest, reverse=True)
     for field in dataclasses.fields(L.UpstreamOptions):
-        values = {m.server.container.name: getattr(m.options, field.name) for m in newest_first}
+        values = {m.server.container.name: _normal(field.name, getattr(m.options, field.name)) for m in newest_first}
         chosen[field.name] = getattr(newest_first[0].options, field.name) if newest_first else None
         if len(set(values.values())) > 1:
-            listed = "; ".join(f"{c}: {'unset' if v is None else v}" for c, v in sorted(values.items()))
+            listed = "; ".join(f"{c}: {_shown(v)}" for c, v in sorted(values.items()))
             warnings.append(
                 f"upstream {name}: replicas disagree on {L.LABEL_PREFIX}{field.name} ({listed}); "
                 f"using {newest_first[0].server.container.name}'s, the newest container's"

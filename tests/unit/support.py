@@ -58,6 +58,7 @@ def container(
     state: str = "running",
     health: str | None = None,
     stop_signal: str = "",
+    created: str = "",
     id: str | None = None,
 ) -> Container:
     """A compose container of project `shop` on `shop_default`; None leaves a compose label out."""
@@ -80,6 +81,7 @@ def container(
         state=state,
         health=health,
         stop_signal=stop_signal,
+        created=created,
     )
 
 

@@ -3,12 +3,17 @@
 A new behaviour is a new pair of files. The `.in` format, one item per line
 (`#` starts a comment line):
 
-    proxy project=shop networks=shop_default,shop_back
+    proxy project=shop networks=shop_default,shop_back [scope=all]
     container NAME key=value ...    keys: service project number oneoff ip net=NETWORK:IP
-                                    expose=PORT label=KEY=VALUE state health (net, expose and
-                                    label may repeat; ip=X is net=shop_default:X)
+                                    expose=PORT label=KEY=VALUE state health created (net,
+                                    expose and label may repeat; ip=X is net=shop_default:X);
+                                    the word `plain` drops every compose label (`docker run`)
     extra NAME.upstream             an upstream the user's config refers to
     problem TEXT                    a line model.build must report, in order
+    warning TEXT                    a warning model.build must give, in order
+
+Container lines are split like a shell would, so a value with spaces is
+quoted: `"label=dynamic-nginx.lb=hash $request_uri consistent"`.
 
 The built-in template renders with the image's default settings, so the
 socket path is /run/dynamic-nginx/empty.sock in every expected file.
@@ -16,40 +21,55 @@ socket path is /run/dynamic-nginx/empty.sock in every expected file.
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 from dynamic_nginx import model, render
 from dynamic_nginx.model import Container, Proxy
 from dynamic_nginx.settings import Settings
-from support import BUILTIN_NAME, BUILTIN_TEMPLATES, NETWORK, container, proxy
+from support import BUILTIN_NAME, BUILTIN_TEMPLATES, NETWORK, container, needs_nginx, nginx_command, proxy
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(path.stem for path in GOLDEN.glob("*.in"))
 
 
-def parse_case(text: str) -> tuple[Proxy, list[Container], list[str], list[str]]:
-    """The proxy, containers, extra upstream names and expected problems described by an .in file."""
-    the_proxy = proxy()
-    containers: list[Container] = []
-    extra: list[str] = []
-    problems: list[str] = []
+@dataclasses.dataclass
+class Case:
+    """What an .in file describes: the input of model.build and the lines it must report."""
+
+    proxy: Proxy
+    containers: list[Container]
+    extra: list[str]
+    problems: list[str]
+    warnings: list[str]
+    scope: str = "project"
+
+
+def parse_case(text: str) -> Case:
+    """The proxy, containers, extra upstream names, scope and expected problems and warnings of an .in file."""
+    case = Case(proxy(), [], [], [], [])
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         kind, _, rest = line.partition(" ")
         if kind == "proxy":
             fields = dict(token.split("=", 1) for token in rest.split())
-            the_proxy = proxy(project=fields["project"], networks=fields["networks"].split(","))
+            case.proxy = proxy(project=fields["project"], networks=fields["networks"].split(","))
+            case.scope = fields.get("scope", case.scope)
         elif kind == "container":
-            containers.append(parse_container(rest.split(), the_proxy.project))
+            case.containers.append(parse_container(shlex.split(rest), case.proxy.project))
         elif kind == "extra":
-            extra.append(rest.strip())
+            case.extra.append(rest.strip())
         elif kind == "problem":
-            problems.append(rest.strip())
+            case.problems.append(rest.strip())
+        elif kind == "warning":
+            case.warnings.append(rest.strip())
         else:
             raise ValueError(f"line {number}: unknown item {kind!r}")
-    return the_proxy, containers, extra, problems
+    return case
 
 
 def parse_container(tokens: list[str], project: str) -> Container:
@@ -60,7 +80,9 @@ def parse_container(tokens: list[str], project: str) -> Container:
     labels: dict[str, str] = {}
     for token in options:
         key, _, value = token.partition("=")
-        if key == "ip":
+        if token == "plain":
+            fields.update(service=None, project=None, number=None, oneoff=None)
+        elif key == "ip":
             networks[NETWORK] = value
         elif key == "net":
             network, _, address = value.partition(":")
@@ -70,7 +92,7 @@ def parse_container(tokens: list[str], project: str) -> Container:
         elif key == "label":
             label, _, label_value = value.partition("=")
             labels[label] = label_value
-        elif key in ("service", "project", "number", "oneoff", "state", "health"):
+        elif key in ("service", "project", "number", "oneoff", "state", "health", "created"):
             fields[key] = value
         else:
             raise ValueError(f"container {name}: unknown key {key!r}")
@@ -79,14 +101,34 @@ def parse_container(tokens: list[str], project: str) -> Container:
 
 @pytest.mark.parametrize("case", CASES)
 def test_golden(case: str) -> None:
-    the_proxy, containers, extra, problems = parse_case((GOLDEN / f"{case}.in").read_text())
-    built = model.build(containers, the_proxy, extra)
+    given = parse_case((GOLDEN / f"{case}.in").read_text())
+    built = model.build(given.containers, given.proxy, given.extra, given.scope)
     rendered = render.render_all(render.find_templates([BUILTIN_TEMPLATES]), built, Settings())
     assert rendered.errors == {}
-    assert list(built.problems) == problems
+    assert list(built.problems) == given.problems
+    assert list(built.warnings) == given.warnings
     assert rendered.outputs[BUILTIN_NAME] == (GOLDEN / f"{case}.conf").read_text()
 
 
 def test_every_golden_file_has_its_input() -> None:
     assert len(CASES) >= 5
     assert sorted(path.stem for path in GOLDEN.glob("*.conf")) == CASES
+
+
+@needs_nginx
+@pytest.mark.parametrize("case", CASES)
+def test_nginx_accepts_every_golden_file(case: str, tmp_path: Path) -> None:
+    conf_dir = tmp_path / "conf.d"
+    conf_dir.mkdir()
+    text = (GOLDEN / f"{case}.conf").read_text()
+    (conf_dir / BUILTIN_NAME).write_text(
+        text.replace(str(Settings().empty_socket), str(tmp_path / "empty.sock"))
+    )
+    result = subprocess.run(
+        nginx_command(tmp_path, conf_dir) + ["-t", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
