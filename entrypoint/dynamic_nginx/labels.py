@@ -40,6 +40,7 @@ class LabelError(ValueError):
         )
         self.container = container
         self.label = label
+        self.allowed = allowed
 
 
 def is_name(value: str) -> bool:

@@ -227,7 +227,15 @@ class _Member:
     options: L.UpstreamOptions
 
 
-def members_of(container: Container, proxy: Proxy) -> list[tuple[str, _Member]]:
+def with_defaults(options: L.ServerOptions, defaults: L.ServerOptions) -> L.ServerOptions:
+    """The container's own server parameters, and the defaults where it set none."""
+    unset = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(options) if getattr(options, f.name) is None}
+    return dataclasses.replace(options, **unset)
+
+
+def members_of(
+    container: Container, proxy: Proxy, defaults: L.ServerOptions = L.ServerOptions()
+) -> list[tuple[str, _Member]]:
     """(upstream name, member) for every upstream the container joins, or
     Excluded/LabelError saying why it cannot be served at all."""
     decoded = L.decode(container.name, container.service, container.labels)
@@ -237,7 +245,8 @@ def members_of(container: Container, proxy: Proxy) -> list[tuple[str, _Member]]:
     joined = []
     for membership in decoded.memberships:
         port = membership.port if membership.port is not None else choose_port(container)
-        server = Server(f"{address}:{port}", port, network, container, membership.server)
+        options = with_defaults(membership.server, defaults)
+        server = Server(f"{address}:{port}", port, network, container, options)
         joined.append((membership.upstream, _Member(server, membership.options)))
     return joined
 
@@ -345,12 +354,14 @@ def build(
     proxy: Proxy,
     extra_upstreams: Iterable[str] = (),
     scope: str = "project",
+    defaults: L.ServerOptions = L.ServerOptions(),
 ) -> Model:
     """Group live, in-scope containers into upstreams (`<service>.upstream` by default).
 
     `extra_upstreams` are names that must exist even with no container (ones
     the user's config refers to, or that we served before), so nginx answers
-    503 for them instead of failing to load the configuration.
+    503 for them instead of failing to load the configuration. `defaults`
+    fills the server parameters a container's labels leave unset.
     """
     groups: dict[str, list[_Member]] = {name.lower(): [] for name in extra_upstreams if L.is_name(name)}
     problems: list[str] = []
@@ -364,7 +375,7 @@ def build(
                 groups.setdefault(name, [])
             continue
         try:
-            joined = members_of(container, proxy)
+            joined = members_of(container, proxy, defaults)
         except (Excluded, L.LabelError) as error:
             problems.append(str(error))
             for name in _upstream_names(container):  # keep its upstreams: 503, not a broken config

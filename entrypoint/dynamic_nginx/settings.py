@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import labels as L
+
 PREFIX = "DYNAMIC_NGINX_"
 
 
@@ -31,6 +33,8 @@ class Settings:
     container: str = ""
     project: str = ""
     scope: str = "project"
+    max_fails: int | None = 1
+    fail_timeout: str | None = "3s"
     debounce_min: float = 0.05
     debounce_max: float = 0.5
     reload_debounce_min: float = 0.1
@@ -41,6 +45,11 @@ class Settings:
     resync_interval: float = 30.0
     nginx_pid_file: Path = Path("/run/nginx.pid")
     nginx_args_file: Path = Path("/run/dynamic-nginx/nginx.args")
+
+    @property
+    def server_defaults(self) -> L.ServerOptions:
+        """Server parameters for containers whose labels set none (the passive safety net)."""
+        return L.ServerOptions(max_fails=self.max_fails, fail_timeout=self.fail_timeout)
 
     @property
     def empty_socket(self) -> Path:
@@ -67,6 +76,16 @@ def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _label_value(name: str, raw: str, parse: Callable[[str, str, str], object]) -> object:
+    """A server default validated like the label of the same name; `none` leaves nginx's default."""
+    if raw.strip().lower() == "none":
+        return None
+    try:
+        return parse("(defaults)", PREFIX + name, raw.strip())
+    except L.LabelError as error:
+        raise SettingsError(f"{PREFIX}{name}={raw!r} is invalid; allowed: {error.allowed} or none") from None
+
+
 def _paths(raw: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in raw.split(":") if p)
 
@@ -80,6 +99,8 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "container": lambda _n, raw: raw.strip(),
     "project": lambda _n, raw: raw.strip(),
     "scope": lambda n, raw: _choice(n, raw, ("project", "all")),
+    "max_fails": lambda n, raw: _label_value(n, raw, lambda c, k, v: L.parse_int(c, k, v, 0, 1000)),
+    "fail_timeout": lambda n, raw: _label_value(n, raw, L.parse_seconds),
     "debounce_min": _seconds,
     "debounce_max": _seconds,
     "reload_debounce_min": _seconds,

@@ -140,7 +140,9 @@ class Watcher:
             proxy = dataclasses.replace(proxy, project=settings.project)
         containers = source.containers(proxy.project, opted_in=settings.scope == "all")
         known = referenced_upstreams(config_texts(settings.watch_dirs + (settings.conf_dir,)))
-        model = build(mark_stopping(containers, self._stopping), proxy, known, settings.scope)
+        model = build(
+            mark_stopping(containers, self._stopping), proxy, known, settings.scope, settings.server_defaults
+        )
         templates = render.find_templates([settings.user_templates, settings.builtin_templates])
         rendered = render.render_all(templates, model, settings)
         self._report(model.problems + tuple(rendered.errors.values()), model.warnings)

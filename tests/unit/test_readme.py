@@ -30,7 +30,7 @@ def rendered(labels: dict[str, str]) -> tuple[str, model.Model]:
     containers = [container(labels=labels, networks=networks)]
     if "dynamic-nginx.backup" in labels:  # a backup needs a primary beside it to stay a backup
         containers.append(container("shop-web-2", ip="172.18.0.3"))
-    built = model.build(containers, the_proxy)
+    built = model.build(containers, the_proxy, defaults=Settings().server_defaults)
     templates = render.find_templates([BUILTIN_TEMPLATES])
     return render.render_all(templates, built, Settings()).outputs["dynamic-nginx-upstreams.conf"], built
 
@@ -52,12 +52,12 @@ def test_readme_label_example(label: str, value: str, shown: str) -> None:
     [
         pytest.param(
             {"dynamic-nginx.admin.port": "9000"},
-            ["upstream admin.upstream {", "server 172.18.0.2:9000;"],
+            ["upstream admin.upstream {", "server 172.18.0.2:9000 max_fails=1 fail_timeout=3s;"],
             id="a named upstream on another port",
         ),
         pytest.param(
             {"dynamic-nginx.admin.port": "9000", "dynamic-nginx.admin.weight": "2"},
-            ["server 172.18.0.2:9000 weight=2;"],
+            ["server 172.18.0.2:9000 weight=2 max_fails=1 fail_timeout=3s;"],
             id="a named upstream's own options",
         ),
     ],

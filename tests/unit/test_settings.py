@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dynamic_nginx import settings as S
 from dynamic_nginx.settings import Settings, SettingsError, from_env
 
 
@@ -145,3 +146,31 @@ def test_min_equal_to_max_is_fine() -> None:
 
 def test_empty_socket_lives_in_run_dir() -> None:
     assert from_env({"DYNAMIC_NGINX_RUN_DIR": "/tmp/dn"}).empty_socket == Path("/tmp/dn/empty.sock")
+
+
+@pytest.mark.parametrize(
+    ("environ", "parameters"),
+    [
+        pytest.param({}, "max_fails=1 fail_timeout=3s", id="the passive safety net by default"),
+        pytest.param({"DYNAMIC_NGINX_MAX_FAILS": "3", "DYNAMIC_NGINX_FAIL_TIMEOUT": "10s"},
+                     "max_fails=3 fail_timeout=10s", id="overridden"),
+        pytest.param({"DYNAMIC_NGINX_MAX_FAILS": "none", "DYNAMIC_NGINX_FAIL_TIMEOUT": "None"}, "",
+                     id="none leaves nginx's own defaults"),
+    ],
+)
+def test_server_defaults(environ: dict[str, str], parameters: str) -> None:
+    assert S.from_env(environ).server_defaults.parameters == parameters
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("DYNAMIC_NGINX_MAX_FAILS", "-1", id="negative max_fails"),
+        pytest.param("DYNAMIC_NGINX_MAX_FAILS", "1; x", id="max_fails with a semicolon"),
+        pytest.param("DYNAMIC_NGINX_FAIL_TIMEOUT", "500ms", id="fail_timeout in milliseconds"),
+        pytest.param("DYNAMIC_NGINX_FAIL_TIMEOUT", "3s }", id="fail_timeout with a brace"),
+    ],
+)
+def test_bad_server_defaults_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(S.SettingsError, match=f"^{name}="):
+        S.from_env({name: value})
