@@ -35,9 +35,9 @@ class Settings:
     scope: str = "project"
     max_fails: int | None = 1
     fail_timeout: str | None = "3s"
-    debounce_min: float = 0.05
+    debounce_min: float = 0.02
     debounce_max: float = 0.5
-    reload_debounce_min: float = 0.1
+    reload_debounce_min: float = 0.05
     reload_debounce_max: float = 1.0
     reload_burst_min: float = 1.0
     reload_burst_max: float = 6.0
