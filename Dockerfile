@@ -8,16 +8,32 @@ RUN groupadd --system --gid 101 nginx \
         --home-dir /nonexistent --shell /bin/false nginx \
     && apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        nginx supervisor gettext-base \
+        nginx libnginx-mod-stream supervisor gettext-base \
         python3 python3-docker python3-jinja2 python3-watchdog \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
     && rm -rf /etc/supervisor/conf.d /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d/* /var/www/html \
     && ln -sf /proc/1/fd/1 /var/log/nginx/access.log \
     && ln -sf /proc/1/fd/2 /var/log/nginx/error.log \
-    && mkdir -p /docker-entrypoint.d /etc/nginx/templates /run/dynamic-nginx
+    && ln -s nginx /usr/sbin/nginx-debug \
+    && rm -rf /var/lib/nginx \
+    && mkdir -p /var/cache/nginx \
+    && ln -s /var/cache/nginx /var/lib/nginx \
+    && install -d -o nginx -g root -m 0700 \
+        /var/cache/nginx/body /var/cache/nginx/proxy /var/cache/nginx/fastcgi \
+        /var/cache/nginx/uwsgi /var/cache/nginx/scgi \
+    && mkdir -p /docker-entrypoint.d /run/dynamic-nginx
+# nginx-debug: the official image's debug build; Debian's nginx is built
+# --with-debug, so the same binary under that name does the same.
+# Temp files: Debian's nginx uses /var/lib/nginx/*, the official image
+# /var/cache/nginx/*_temp. The symlink puts them where users of the official
+# image mount a tmpfs for read_only: true; made in advance (owned by nginx),
+# they also let nginx start read-only without that tmpfs.
+# No /etc/nginx/templates: as in the official image, it exists once mounted.
 
 COPY nginx/nginx.conf /etc/nginx/nginx.conf
 COPY nginx/default.conf /etc/nginx/conf.d/default.conf
+# The packaged version 10-listen-on-ipv6-by-default.sh compares default.conf with.
+COPY nginx/default.conf /usr/share/dynamic-nginx/default.conf
 COPY nginx/html/ /usr/share/nginx/html/
 COPY supervisord.conf /etc/supervisor/supervisord.conf
 COPY templates/ /usr/share/dynamic-nginx/templates/

@@ -1,4 +1,4 @@
-"""Command line: `python3 -m dynamic_nginx {watch,render,first-render,reload}`.
+"""Command line: `python3 -m dynamic_nginx {watch,render,first-render,reload,check,check-and-wait}`.
 
 The only place that exits with a status: settings errors and a failed first
 render are fatal at start-up; everything after that logs and carries on.
@@ -14,7 +14,14 @@ import sys
 
 from . import settings as S
 
-PROGRAMS = {"watch": "watcher", "render": "watcher", "first-render": "watcher", "reload": "reloader"}
+PROGRAMS = {
+    "watch": "watcher",
+    "render": "watcher",
+    "first-render": "watcher",
+    "reload": "reloader",
+    "check": "dynamic-nginx",
+    "check-and-wait": "dynamic-nginx",
+}
 
 
 def _logging(program: str) -> None:
@@ -28,11 +35,39 @@ def _logging(program: str) -> None:
 
 
 def _reload(settings: S.Settings) -> int:
+    from . import mounts
     from .nginx import Nginx, read_command
-    from .reloader import Reloader
+    from .reloader import Reloader, log
 
-    Reloader(settings, Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file)).run()
+    reloader = Reloader(settings, Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file))
+    # A file mounted on its own is invisible to the folder watch: poll it.
+    mounts.watch(reloader.folders(), reloader.debounce.notice, log.info)
+    reloader.run()
     return 0
+
+
+def _check(settings: S.Settings) -> int:
+    """Before nginx starts: generated files pass nginx -t (or are put back), problems are named."""
+    from . import startup
+    from .nginx import Nginx, read_command
+
+    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file)
+    return 0 if startup.check(settings, nginx, logging.getLogger("startup")) else 1
+
+
+def _check_and_wait(settings: S.Settings) -> int:
+    """Like check, then wait while a user's file fails nginx -t: nginx starts once it is fixed."""
+    import signal
+    import threading
+
+    from . import startup
+    from .nginx import Nginx, read_command
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):  # supervisord stops "nginx" with QUIT
+        signal.signal(signum, lambda *_: stop.set())
+    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file)
+    return 0 if startup.wait_until_valid(settings, nginx, logging.getLogger("startup"), stop) else 1
 
 
 def _watch(settings: S.Settings) -> int:
@@ -67,6 +102,14 @@ def _first_render(settings: S.Settings) -> int:
     import time
 
     status = _render(settings)
+    failed = settings.run_dir / "check.failed"  # run-nginx then waits for a fix before starting nginx
+    try:
+        if _check(settings) == 0:
+            failed.unlink(missing_ok=True)
+        else:
+            failed.touch()
+    except Exception as error:  # the check must never keep nginx from starting
+        logging.getLogger("startup").error("start-up check failed: %s", error)
     (settings.run_dir / "render.done").touch()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -86,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(PROGRAMS),
         help="watch: follow Docker and render; render: render once and exit; "
         "first-render: render once at container start and wake supervisord; "
-        "reload: watch config files and reload nginx after nginx -t",
+        "reload: watch config files and reload nginx after nginx -t; "
+        "check: before nginx starts, put back generated files nginx -t rejects; "
+        "check-and-wait: the same, then wait while a user's file fails nginx -t",
     )
     args = parser.parse_args(argv)
     program = PROGRAMS[args.command]
@@ -96,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     except S.SettingsError as error:
         logging.getLogger(program).error("%s", error)
         return 2
-    commands = {"watch": _watch, "render": _render, "first-render": _first_render, "reload": _reload}
+    commands = {
+        "watch": _watch,
+        "render": _render,
+        "first-render": _first_render,
+        "reload": _reload,
+        "check": _check,
+        "check-and-wait": _check_and_wait,
+    }
     return commands[args.command](settings)
 
 

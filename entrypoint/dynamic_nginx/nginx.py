@@ -18,7 +18,9 @@ from pathlib import Path
 
 # nginx options that change which configuration is loaded; -t must see them too.
 _CONFIG_OPTIONS = {"-c", "-g", "-p", "-e"}
-_ERROR_RE = re.compile(r"\[(emerg|alert|crit|error)\]\s*(.*)")
+# nginx prefixes messages with "pid#tid: " once its log is open; dropped, so
+# the same error reads the same at every try and is reported once.
+_ERROR_RE = re.compile(r"\[(emerg|alert|crit|error)\]\s*(?:[0-9]+#[0-9]+:\s*)?(.*)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from . import lastgood
 from .nginx import Nginx
 from .settings import Settings
 
@@ -35,14 +36,23 @@ def is_ignored(path: str) -> bool:
     return hidden or name.endswith(("~", ".swp", ".swx", ".tmp")) or name == "4913"
 
 
-def counts(event: FileSystemEvent) -> bool:
-    """True for a change to a file that nginx may read; opens and reads never count."""
+def counts(event: FileSystemEvent, skip: Iterable[Path] = ()) -> bool:
+    """True for a change to a file that nginx may read; opens and reads never count.
+
+    Folders in `skip` hold templates, not configuration: the watcher renders
+    them, and the rendered file's change is what reloads (reloading for the
+    template too would cost a second reload).
+    """
     if event.event_type not in CHANGE_TYPES:
         return False
     if event.is_directory and event.event_type == "modified":
         return False
-    paths = [event.src_path, getattr(event, "dest_path", "") or ""]
-    return any(p and not is_ignored(str(p)) for p in paths)
+    paths = [str(p) for p in (event.src_path, getattr(event, "dest_path", "") or "") if p]
+    return any(not is_ignored(p) and not _under(Path(p), skip) for p in paths)
+
+
+def _under(path: Path, folders: Iterable[Path]) -> bool:
+    return any(path == f or f in path.parents for f in folders)
 
 
 def newest_mtime(folders: Iterable[Path]) -> float:
@@ -131,11 +141,12 @@ class Debounce:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, debounce: Debounce):
+    def __init__(self, debounce: Debounce, skip: Iterable[Path]):
         self.debounce = debounce
+        self.skip = tuple(skip)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if counts(event):
+        if counts(event, self.skip):
             self.debounce.notice()
 
 
@@ -164,7 +175,7 @@ class Reloader:
 
     def run(self) -> None:
         observer = Observer()
-        handler = _Handler(self.debounce)
+        handler = _Handler(self.debounce, [self.settings.user_templates])
         for folder in self.folders():
             observer.schedule(handler, str(folder), recursive=True)
         observer.start()
@@ -182,8 +193,13 @@ class Reloader:
         return loaded is not None and newest_mtime(self.folders()) > loaded
 
     def apply(self) -> bool:
-        """Test, then reload; True if nginx now runs the files as they are."""
-        result = self.nginx.test()
+        """Test, then reload; True if nginx now runs the files as they are.
+
+        A generated file that nginx -t blames gets its last good version back
+        (lastgood), so only the user's own files can keep a reload from happening.
+        """
+        copies = lastgood.GoodCopies(self.settings.conf_dir, self.settings.run_dir / lastgood.STORE)
+        result = lastgood.test_and_repair(self.nginx, copies, log)
         if not result.ok:
             if result.message != self._last_error:
                 log.error(

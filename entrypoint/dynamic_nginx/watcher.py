@@ -22,6 +22,7 @@ from . import render, write
 from .docker_source import DockerSource, NotFound
 from .model import Container, Model, build, referenced_upstreams
 from .settings import Settings
+from .template_watch import TemplateWatch
 
 log = logging.getLogger("watcher")
 END = object()  # put on the queue when the event stream ends
@@ -90,6 +91,7 @@ class Watcher:
         events: queue.Queue[object] = queue.Queue()
         pump = threading.Thread(target=_pump, args=(stream, events), name="events", daemon=True)
         pump.start()
+        templates = TemplateWatch(self.settings.user_templates, events).start()  # edits render too
         try:
             self.sync(source, proxy.id)
             while True:
@@ -105,6 +107,7 @@ class Watcher:
                     return
         finally:
             stream.close()
+            templates.stop()
 
     def _apply(self, source: DockerSource, event: E.Event) -> None:
         self._stopping = E.update_stopping(self._stopping, event, source.stop_signal(event.container))

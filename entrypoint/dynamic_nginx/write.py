@@ -12,8 +12,9 @@ import tempfile
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from .render import MARKER
+from .marker import is_ours
 
+__all__ = ["Changes", "is_ours", "remove_temp_files", "sync", "write_atomic"]
 TEMP_PREFIX = ".dynamic-nginx-"
 
 
@@ -24,15 +25,6 @@ class Changes:
 
     def __bool__(self) -> bool:
         return bool(self.written or self.removed)
-
-
-def is_ours(path: Path) -> bool:
-    """True if the file starts with our marker line."""
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(MARKER)) == MARKER.encode()
-    except OSError:
-        return False
 
 
 def write_atomic(path: Path, text: str) -> bool:

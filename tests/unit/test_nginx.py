@@ -69,12 +69,12 @@ def test_config_args(command: list[str], kept: list[str]) -> None:
     [
         pytest.param(
             HOST_NOT_FOUND,
-            '[emerg] 9#9: host not found in upstream "web.upstream" in /t/nginx.conf:7',
+            '[emerg] host not found in upstream "web.upstream" in /t/nginx.conf:7',
             id="host not found in upstream",
         ),
         pytest.param(
             UNKNOWN_DIRECTIVE,
-            '[emerg] 11#11: unknown directive "bogus" in /t/conf.d/bad.conf:3',
+            '[emerg] unknown directive "bogus" in /t/conf.d/bad.conf:3',
             id="unknown directive",
         ),
         pytest.param(
@@ -84,12 +84,12 @@ def test_config_args(command: list[str], kept: list[str]) -> None:
         ),
         pytest.param(
             WARNING_FIRST,
-            '[emerg] 13#13: "user" directive is not allowed here in /t/conf.d/bad.conf:4',
+            '[emerg] "user" directive is not allowed here in /t/conf.d/bad.conf:4',
             id="warnings are skipped",
         ),
         pytest.param(
             OPEN_FAILED,
-            '[emerg] 14#14: open() "/t/nope.conf" failed (2: No such file or directory)',
+            '[emerg] open() "/t/nope.conf" failed (2: No such file or directory)',
             id="missing config file",
         ),
         pytest.param(

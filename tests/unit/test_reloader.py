@@ -226,3 +226,17 @@ def test_a_steady_stream_of_settles_switches_to_the_burst_window() -> None:
     started = time.monotonic()
     debounce.settle()
     assert time.monotonic() - started >= 0.2
+
+
+@pytest.mark.parametrize(
+    ("path", "counted"),
+    [
+        pytest.param("/etc/nginx/templates/web.conf.j2", False, id="a Jinja2 template: the watcher renders it"),
+        pytest.param("/etc/nginx/templates/site.conf.template", False, id="an envsubst template (start-up only)"),
+        pytest.param("/etc/nginx/conf.d/web.conf", True, id="configuration beside it"),
+        pytest.param("/etc/nginx/templates-old/x.conf", True, id="a folder that merely starts the same"),
+    ],
+)
+def test_changes_under_the_template_folder_do_not_count(path: str, counted: bool) -> None:
+    event = FileModifiedEvent(path)
+    assert reloader.counts(event, [Path("/etc/nginx/templates")]) is counted
