@@ -75,3 +75,15 @@ def update_stopping(stopping: frozenset[str], event: Event, stop_signal: str = "
     if event.type == "container" and event.action in ("start", "destroy"):
         return stopping - {event.container}
     return stopping
+
+
+def is_addition(event: Event) -> bool:
+    """Events that can only add a replica (start, unpause, network connect).
+
+    The watcher may hold these back briefly during a burst of starts; every
+    other event (kill, die, pause, health changes, ...) can take a replica
+    out and is acted on at once.
+    """
+    if event.type == "container":
+        return event.action in ("start", "unpause")
+    return event.action == "connect"

@@ -41,7 +41,10 @@ class Settings:
     reload_debounce_max: float = 1.0
     reload_burst_min: float = 1.0
     reload_burst_max: float = 6.0
-    reload_burst_window: float = 3.0
+    reload_burst_window: float = 0.0
+    burst_starts: int = 3
+    burst_quiet: float = 1.0
+    burst_max: float = 6.0
     resync_interval: float = 30.0
     nginx_pid_file: Path = Path("/run/nginx.pid")
     nginx_args_file: Path = Path("/run/dynamic-nginx/nginx.args")
@@ -86,6 +89,12 @@ def _label_value(name: str, raw: str, parse: Callable[[str, str, str], object]) 
         raise SettingsError(f"{PREFIX}{name}={raw!r} is invalid; allowed: {error.allowed} or none") from None
 
 
+def _count(name: str, raw: str, low: int, high: int) -> int:
+    if raw.strip().isdigit() and raw.strip().isascii() and low <= int(raw) <= high:
+        return int(raw)
+    raise SettingsError(f"{PREFIX}{name}={raw!r} is not a whole number from {low} to {high}")
+
+
 def _paths(raw: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in raw.split(":") if p)
 
@@ -108,6 +117,9 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "reload_burst_min": _seconds,
     "reload_burst_max": _seconds,
     "reload_burst_window": _seconds,
+    "burst_starts": lambda n, raw: _count(n, raw, 1, 1000),
+    "burst_quiet": _seconds,
+    "burst_max": _seconds,
     "resync_interval": _seconds,
     "nginx_pid_file": lambda _n, raw: Path(raw),
     "nginx_args_file": lambda _n, raw: Path(raw),

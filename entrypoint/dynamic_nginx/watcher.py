@@ -9,6 +9,7 @@ processes: the reloader notices the files.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import queue
@@ -25,6 +26,7 @@ from .settings import Settings
 from .template_watch import TemplateWatch
 
 log = logging.getLogger("watcher")
+BURST_WINDOW = 2.0  # seconds in which burst_starts starts make a burst
 END = object()  # put on the queue when the event stream ends
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -58,6 +60,7 @@ class Watcher:
         self._connect = connect
         self._stopping: frozenset[str] = frozenset()
         self._logged: set[tuple[str, str]] = set()
+        self._starts: collections.deque[float] = collections.deque()
 
     def run(self) -> None:
         """Serve forever: connect, follow events, and after any failure back off and start over."""
@@ -133,7 +136,37 @@ class Watcher:
             batch.append(item)
             if item is END:
                 break
+        if self._burst_of_starts(batch):
+            self._hold(events, batch)
         return batch
+
+    def _burst_of_starts(self, batch: list[object]) -> bool:
+        """True if the batch only adds replicas and starts are arriving in a burst
+        (`--scale web=20`): burst_starts of them within BURST_WINDOW seconds."""
+        now = time.monotonic()
+        starts = [i for i in batch if isinstance(i, E.Event) and E.is_addition(i)]
+        self._starts.extend([now] * len(starts))
+        while self._starts and now - self._starts[0] > BURST_WINDOW:
+            self._starts.popleft()
+        return bool(batch) and len(starts) == len(batch) and len(self._starts) >= self.settings.burst_starts
+
+    def _hold(self, events: queue.Queue[object], batch: list[object]) -> None:
+        """Keep collecting starts until quiet for burst_quiet or burst_max has
+        passed, so a burst costs a few reloads instead of one per replica.
+        Anything that may take a replica out ends the wait at once."""
+        deadline = time.monotonic() + self.settings.burst_max
+        while True:
+            wait = min(self.settings.burst_quiet, deadline - time.monotonic())
+            if wait <= 0:
+                return
+            try:
+                item = events.get(timeout=wait)
+            except queue.Empty:
+                return
+            batch.append(item)
+            if not (isinstance(item, E.Event) and E.is_addition(item)):
+                return
+            self._starts.append(time.monotonic())
 
     def sync(self, source: DockerSource, proxy_id: str) -> Model:
         """Rebuild everything from Docker's current state and write what changed."""

@@ -7,6 +7,7 @@ learns of a stopping replica only when it has exited.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from harness import ROOT, Load, Project, get, record, run, tally, wait_for
@@ -206,3 +207,26 @@ def test_force_recreate_replaces_every_replica_at_once(project):
         record("force-recreate of 3 replicas under load: seconds of failures",
                round(max(o.at for o in failures) - min(o.at for o in failures), 2))
     assert statuses <= {502, 503}, statuses
+
+
+def shutting_down_workers(p: Project) -> int:
+    out = p.exec("sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; true").stdout
+    return out.count("worker process is shutting down")
+
+
+def test_old_worker_generations_are_bounded_by_worker_shutdown_timeout(project):
+    compose = COMPOSE.replace("    volumes:\n", "    environment:\n      DYNAMIC_NGINX_WORKER_SHUTDOWN_TIMEOUT: 2s\n"
+                                               "    volumes:\n", 1)
+    p = make(project, compose)
+    p.up(web=1)
+    p.wait_serving(p.ids("web"))
+    slow: list[tuple[int, str]] = []
+    thread = threading.Thread(target=lambda: slow.append(get(p.port, "/?sleep=9", timeout=15)), daemon=True)
+    thread.start()
+    time.sleep(1)
+    p.up(web=2)  # a reload while the slow request holds an old worker
+    wait_for(lambda: shutting_down_workers(p) > 0, 10, "an old worker generation draining")
+    # Without the bound it would live until the 9 s request ends.
+    wait_for(lambda: shutting_down_workers(p) == 0, 6, "the old generation to be gone after 2 s")
+    thread.join(15)
+    assert slow and slow[0][0] != 200, slow  # the bound cut the slow request short

@@ -1,0 +1,94 @@
+"""The watcher holds back additions during a burst of starts, never removals."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+from dynamic_nginx import events as E
+from dynamic_nginx.settings import Settings
+from dynamic_nginx.watcher import END, Watcher
+
+
+def event(action: str, kind: str = "container", container: str = "c1") -> E.Event:
+    return E.Event(kind, action, container, {})
+
+
+@pytest.mark.parametrize(
+    ("item", "addition"),
+    [
+        pytest.param(event("start"), True, id="start"),
+        pytest.param(event("unpause"), True, id="unpause"),
+        pytest.param(event("connect", "network"), True, id="network connect"),
+        pytest.param(event("kill"), False, id="kill"),
+        pytest.param(event("die"), False, id="die"),
+        pytest.param(event("pause"), False, id="pause"),
+        pytest.param(event("health_status"), False, id="health status (healthy or unhealthy)"),
+        pytest.param(event("disconnect", "network"), False, id="network disconnect"),
+        pytest.param(event("destroy"), False, id="destroy"),
+    ],
+)
+def test_is_addition(item: E.Event, addition: bool) -> None:
+    assert E.is_addition(item) is addition
+
+
+SETTINGS = Settings(debounce_min=0.01, debounce_max=0.05, burst_starts=3, burst_quiet=0.3, burst_max=2.0,
+                    resync_interval=5)
+
+
+def collect(items: list[object], later: list[tuple[float, object]] = ()) -> tuple[list[object], float]:
+    """Run Watcher._collect on a real queue: `items` now, `later` fed from a thread after delays."""
+    watcher = Watcher(SETTINGS)
+    events: queue.Queue[object] = queue.Queue()
+    for item in items:
+        events.put(item)
+
+    def feed() -> None:
+        for delay, item in later:
+            time.sleep(delay)
+            events.put(item)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    started = time.monotonic()
+    batch = watcher._collect(events)
+    took = time.monotonic() - started
+    feeder.join()
+    return batch, took
+
+
+def test_a_single_start_is_not_held() -> None:
+    batch, _ = collect([event("start")], [(0.5, event("start", container="c2"))])
+    assert batch == [event("start")]
+
+
+def test_a_burst_of_starts_is_collected_until_quiet() -> None:
+    starts = [event("start", container=f"c{i}") for i in range(3)]
+    more = [(0.1, event("start", container=f"d{i}")) for i in range(4)]
+    batch, took = collect(starts, more)
+    assert batch == starts + [item for _, item in more]
+    assert took >= 0.4 + 0.3  # held through the four later starts, then the quiet time
+
+
+@pytest.mark.parametrize(
+    "urgent",
+    [
+        pytest.param(event("kill", container="c0"), id="a kill"),
+        pytest.param(event("die", container="c0"), id="a die"),
+        pytest.param(object(), id="a template change"),
+        pytest.param(END, id="the end of the stream"),
+    ],
+)
+def test_anything_that_may_remove_ends_the_hold(urgent: object) -> None:
+    starts = [event("start", container=f"c{i}") for i in range(3)]
+    batch, took = collect(starts, [(0.1, urgent), (1.5, event("start", container="late"))])
+    assert batch == starts + [urgent]
+    assert took < 1.5
+
+
+def test_a_batch_with_a_removal_is_never_held() -> None:
+    items = [event("start", container=f"c{i}") for i in range(3)] + [event("kill", container="x")]
+    batch, _ = collect(items, [(0.5, event("start", container="late"))])
+    assert batch == items
