@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from .marker import is_ours
+from .marker import is_ours, replace
 from .nginx import TestResult
 
 STORE = "good"
-TEMP_PREFIX = ".dynamic-nginx-"
 MAX_REPAIRS = 20
 # nginx ends a message about a file with " in /path/to/file:LINE".
 _BLAME_RE = re.compile(r" in (/.+):(\d+)$")
@@ -57,19 +54,6 @@ def template_of(data: bytes) -> str:
     first = data.split(b"\n", 1)[0].decode(errors="replace")
     found = _TEMPLATE_RE.search(first)
     return found.group(1) if found else ""
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write via a hidden temp file and rename, so nginx never reads half a file."""
-    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 class GoodCopies:
@@ -112,7 +96,7 @@ class GoodCopies:
         good = self.good()
         for name, data in before.items():
             if after.get(name) == data and good.get(name) != data:
-                _replace(self.store / name, data)
+                replace(self.store / name, data)
         for name in good:
             if name not in before and name not in after:
                 (self.store / name).unlink(missing_ok=True)
@@ -138,7 +122,7 @@ class GoodCopies:
                 return None
         except OSError:
             pass
-        _replace(path, good)
+        replace(path, good)
         return "put back its last good version"
 
     def put_back_all(self) -> str | None:

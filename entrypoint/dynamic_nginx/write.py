@@ -7,15 +7,12 @@ without it are the user's and are never touched.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from .marker import is_ours
+from .marker import TEMP_PREFIX, is_ours, replace
 
 __all__ = ["Changes", "is_ours", "remove_temp_files", "sync", "write_atomic"]
-TEMP_PREFIX = ".dynamic-nginx-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,15 +36,7 @@ def write_atomic(path: Path, text: str) -> bool:
             return False
     except FileNotFoundError:
         pass
-    fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    replace(path, data)
     return True
 
 
