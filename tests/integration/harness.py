@@ -30,6 +30,32 @@ ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENTS = Path(os.environ.get("DYNAMIC_NGINX_MEASUREMENTS", "/tmp/dynamic-nginx-measurements.jsonl"))
 
 
+# A proxy whose conf.d is a bind-mounted folder, so tests can drop files in it as a user would.
+PROXY = """
+version: "3.8"
+services:
+  proxy:
+    image: {image}
+    ports: ["127.0.0.1:{port}:80"]
+    volumes:
+      - /var/run/docker.sock:/var/run/docker.sock:ro
+      - ./conf.d:/etc/nginx/conf.d
+"""
+WEB = """  web:
+    image: {backend}
+"""
+# What the README recommends: retry a refused connection elsewhere, quickly.
+SITE = """
+server {{
+    listen 80;
+    location / {{
+        proxy_pass http://{upstream};
+        proxy_next_upstream error timeout;
+        proxy_connect_timeout 1s;
+    }}
+}}
+"""
+
 SERVER_LINE = re.compile(r"^\s+server (\d+\.\d+\.\d+\.\d+:\d+)[ ;]", re.M)
 
 
@@ -151,6 +177,10 @@ class Project:
     def logs(self, service: str = "proxy") -> str:
         result = run(["docker", "logs", self.proxy_id() if service == "proxy" else self.ids(service)[0]])
         return result.stdout + result.stderr
+
+    def reloads(self) -> int:
+        """How many reloads the reloader has made (its log lines)."""
+        return self.logs().count("reloader: INFO: reloaded nginx")
 
     def exec(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(["docker", "exec", self.proxy_id(), *args], check=check)

@@ -10,32 +10,7 @@ import json
 import threading
 import time
 
-from harness import Project, get, rendered_servers, tally, wait_for
-
-PROXY = """
-version: "3.8"
-services:
-  proxy:
-    image: {image}
-    ports: ["127.0.0.1:{port}:80"]
-    volumes:
-      - /var/run/docker.sock:/var/run/docker.sock:ro
-      - ./conf.d:/etc/nginx/conf.d
-"""
-
-
-def site(upstream: str) -> str:
-    return f"""
-server {{
-    listen 80;
-    location / {{
-        proxy_pass http://{upstream};
-        proxy_next_upstream error timeout;
-        proxy_connect_timeout 1s;
-    }}
-}}
-"""
-
+from harness import PROXY, SITE, Project, get, rendered_servers, tally, wait_for
 
 def service(name: str, labels: dict[str, str] | None = None) -> str:
     """A backend service with labels, written so that YAML, compose's `$`
@@ -50,7 +25,7 @@ def service(name: str, labels: dict[str, str] | None = None) -> str:
 
 
 def make(project, upstream: str, *services: str) -> Project:
-    return project(PROXY + "".join(services), {"conf.d/default.conf": site(upstream)})
+    return project(PROXY + "".join(services), {"conf.d/default.conf": SITE.format(upstream=upstream)})
 
 
 def test_least_conn_avoids_the_busy_replica(project):

@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import time
 
-from harness import Project, get, record, rendered_servers, run, tally, wait_for
+from harness import PROXY, WEB, Project, get, record, rendered_servers, run, tally, wait_for
+from harness import SITE as SITE_FOR
 
-# conf.d is a bind-mounted folder, so tests can drop files in it as a user would.
-COMPOSE = """
-version: "3.8"
-services:
-  proxy:
-    image: {image}
-    ports: ["127.0.0.1:{port}:80"]
-    volumes:
-      - /var/run/docker.sock:/var/run/docker.sock:ro
-      - ./conf.d:/etc/nginx/conf.d
-  web:
-    image: {backend}
-"""
-
-SITE = """
-server {
-    listen 80;
-    location / {
-        proxy_pass http://web.upstream;
-        proxy_next_upstream error timeout;
-        proxy_connect_timeout 1s;
-    }
-}
-"""
+COMPOSE = PROXY + WEB
+SITE = SITE_FOR.format(upstream="web.upstream")
 
 # The config users have before adopting us: Docker DNS, resolved at each (re)load.
 PLAIN_SITE = """
@@ -46,22 +25,18 @@ def site_project(project, site: str = SITE, compose: str = COMPOSE) -> Project:
     return project(compose, {"conf.d/default.conf": site})
 
 
-def reloads(p: Project) -> int:
-    return p.logs().count("reloader: INFO: reloaded nginx")
-
-
 def test_scale_up_spreads_over_all_replicas(project):
     p = site_project(project)
     p.up(web=1)
     p.wait_serving(p.ids("web"))
-    before = reloads(p)
+    before = p.reloads()
     started = time.monotonic()
     p.up(web=3)
     scaled = time.monotonic()
     waited = p.wait_serving(p.ids("web"))
     record("scale 1->3: seconds from `up --scale` returning to all replicas served", round(waited, 2))
     record("scale 1->3: seconds for `up --scale` itself", round(scaled - started, 2))
-    record("scale 1->3: reloads", reloads(p) - before)
+    record("scale 1->3: reloads", p.reloads() - before)
     counts = tally(p.port, 300)
     assert set(counts) == set(p.ids("web")), counts
     assert all(n >= 60 for n in counts.values()), f"uneven spread over 300 requests: {counts}"
@@ -109,14 +84,14 @@ def test_broken_file_blocks_reloads_until_removed(project):
     wait_for(lambda: "broken.conf" in p.logs(), 15, "the nginx -t error naming broken.conf")
     error_lines = [line for line in p.logs().splitlines() if "nginx -t failed" in line]
     assert error_lines and "broken.conf" in error_lines[-1], error_lines
-    reloads_while_broken = reloads(p)
+    reloads_while_broken = p.reloads()
 
     p.up(web=2)  # the watcher renders the new replica; nothing may reload
     new = sorted(set(p.ids("web")) - set(first))
     wait_for(lambda: len(rendered_servers(p)) == 2, 15, "the new replica rendered")
     time.sleep(2)  # the reloader's debounce is 1 s at most: give it every chance to misbehave
     assert tally(p.port, 50) == {first[0]: 50}
-    assert reloads(p) == reloads_while_broken
+    assert p.reloads() == reloads_while_broken
 
     (p.folder / "conf.d" / "broken.conf").unlink()
     p.wait_serving(first + new)
@@ -190,10 +165,10 @@ def test_scale_to_ten_is_coalesced_into_few_reloads(project):
     p = site_project(project)
     p.up(web=1)
     p.wait_serving(p.ids("web"))
-    before = reloads(p)
+    before = p.reloads()
     p.up(web=10)
     p.wait_serving(p.ids("web"), timeout=30, requests=40)
-    count = reloads(p) - before
+    count = p.reloads() - before
     record("scale 1->10: reloads", count)
     record("watcher RSS KiB with 10 replicas", p.rss_kib("watcher"))
     record("reloader RSS KiB with 10 replicas", p.rss_kib("reloader"))

@@ -10,20 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
-from harness import ROOT, Load, Project, get, record, run, tally, wait_for
+from harness import PROXY, ROOT, WEB, Load, Project, get, record, run, tally, wait_for
+from harness import SITE as SITE_FOR
 
-COMPOSE = """
-version: "3.8"
-services:
-  proxy:
-    image: {image}
-    ports: ["127.0.0.1:{port}:80"]
-    volumes:
-      - /var/run/docker.sock:/var/run/docker.sock:ro
-      - ./conf.d:/etc/nginx/conf.d
-  web:
-    image: {backend}
-"""
+COMPOSE = PROXY + WEB
 
 HEALTHY_WHEN_FILE = """
     healthcheck:
@@ -33,25 +23,11 @@ HEALTHY_WHEN_FILE = """
       retries: 1
 """
 
-# What the README recommends: retry a refused connection elsewhere, quickly.
-SITE = """
-server {
-    listen 80;
-    location / {
-        proxy_pass http://web.upstream;
-        proxy_next_upstream error timeout;
-        proxy_connect_timeout 1s;
-    }
-}
-"""
+SITE = SITE_FOR.format(upstream="web.upstream")
 
 
 def make(project, compose: str = COMPOSE) -> Project:
     return project(compose, {"conf.d/default.conf": SITE})
-
-
-def reloads(p: Project) -> int:
-    return p.logs().count("reloader: INFO: reloaded nginx")
 
 
 def assert_nothing_lost(load: Load, least: int = 100) -> None:
@@ -136,10 +112,10 @@ def test_pause_takes_out_and_unpause_puts_back_and_hup_changes_nothing(project):
     p.wait_serving([second])
     run(["docker", "unpause", first])
     p.wait_serving([first, second])
-    before = reloads(p)
+    before = p.reloads()
     run(["docker", "kill", "-s", "HUP", first])
     time.sleep(2)  # time enough for a wrong removal and its reload
-    assert reloads(p) == before
+    assert p.reloads() == before
     assert set(tally(p.port, 20)) == {first, second}
 
 
@@ -148,11 +124,11 @@ def test_scale_1_to_20_serves_all_with_at_most_3_reloads(project):
     p.up(web=1)
     p.wait_serving(p.ids("web"))
     wait_for(lambda: "reloader: INFO: watching" in p.logs(), 10, "the reloader to be up")
-    before = reloads(p)
+    before = p.reloads()
     p.up(web=20)
     p.wait_serving(p.ids("web"), timeout=40, requests=60)
     time.sleep(3)  # let any trailing reload happen before counting
-    count = reloads(p) - before
+    count = p.reloads() - before
     record("scale 1->20: reloads", count)
     assert 1 <= count <= 3, count
 
