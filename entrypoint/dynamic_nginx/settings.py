@@ -34,7 +34,7 @@ class Settings:
     project: str = ""
     scope: str = "project"
     max_fails: int | None = 1
-    fail_timeout: str | None = "3s"
+    fail_timeout: str | None = "1s"
     debounce_min: float = 0.02
     debounce_max: float = 0.5
     reload_debounce_min: float = 0.05

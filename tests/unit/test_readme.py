@@ -52,12 +52,12 @@ def test_readme_label_example(label: str, value: str, shown: str) -> None:
     [
         pytest.param(
             {"dynamic-nginx.admin.port": "9000"},
-            ["upstream admin.upstream {", "server 172.18.0.2:9000 max_fails=1 fail_timeout=3s;"],
+            ["upstream admin.upstream {", "server 172.18.0.2:9000 max_fails=1 fail_timeout=1s;"],
             id="a named upstream on another port",
         ),
         pytest.param(
             {"dynamic-nginx.admin.port": "9000", "dynamic-nginx.admin.weight": "2"},
-            ["server 172.18.0.2:9000 weight=2 max_fails=1 fail_timeout=3s;"],
+            ["server 172.18.0.2:9000 weight=2 max_fails=1 fail_timeout=1s;"],
             id="a named upstream's own options",
         ),
     ],

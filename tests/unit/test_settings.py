@@ -151,7 +151,7 @@ def test_empty_socket_lives_in_run_dir() -> None:
 @pytest.mark.parametrize(
     ("environ", "parameters"),
     [
-        pytest.param({}, "max_fails=1 fail_timeout=3s", id="the passive safety net by default"),
+        pytest.param({}, "max_fails=1 fail_timeout=1s", id="the passive safety net by default"),
         pytest.param({"DYNAMIC_NGINX_MAX_FAILS": "3", "DYNAMIC_NGINX_FAIL_TIMEOUT": "10s"},
                      "max_fails=3 fail_timeout=10s", id="overridden"),
         pytest.param({"DYNAMIC_NGINX_MAX_FAILS": "none", "DYNAMIC_NGINX_FAIL_TIMEOUT": "None"}, "",
