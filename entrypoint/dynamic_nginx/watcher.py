@@ -114,7 +114,11 @@ class Watcher:
 
     def _apply(self, source: DockerSource, event: E.Event) -> None:
         self._stopping = E.update_stopping(self._stopping, event, source.stop_signal(event.container))
-        source.forget(event.container)
+        # A kill changes nothing Docker reports until the die that follows; the
+        # stopping set already has it. Keeping the cached inspect saves one API
+        # call per replica when many are stopped at once (20 -> 1).
+        if event.action != "kill":
+            source.forget(event.container)
 
     def _collect(self, events: queue.Queue[object]) -> list[object]:
         """Wait for an event, then keep collecting until quiet for debounce_min
