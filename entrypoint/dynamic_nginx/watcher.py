@@ -22,12 +22,14 @@ from . import events as E
 from . import render, write
 from .docker_source import DockerSource, NotFound
 from .model import Container, Model, build, referenced_upstreams
+from .readiness import Readiness
 from .settings import Settings
 from .template_watch import TemplateWatch
 
 log = logging.getLogger("watcher")
 BURST_WINDOW = 2.0  # seconds in which burst_starts starts make a burst
 END = object()  # put on the queue when the event stream ends
+RECHECK = object()  # returned by _collect when a new replica's port is due for another probe
 MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -46,10 +48,13 @@ def config_texts(folders: Iterable[Path]) -> list[str]:
 
 def mark_stopping(containers: Iterable[Container], stopping: frozenset[str]) -> list[Container]:
     """Containers that got a terminating signal count as stopping, whatever Docker still says."""
-    return [
-        dataclasses.replace(c, state="stopping") if c.id in stopping and c.state == "running" else c
-        for c in containers
-    ]
+    return mark(containers, stopping, "stopping")
+
+
+def mark(containers: Iterable[Container], ids: Iterable[str], state: str) -> list[Container]:
+    """The containers, with those of `ids` that Docker calls running given another state."""
+    chosen = set(ids)
+    return [dataclasses.replace(c, state=state) if c.id in chosen and c.state == "running" else c for c in containers]
 
 
 class Watcher:
@@ -61,6 +66,8 @@ class Watcher:
         self._stopping: frozenset[str] = frozenset()
         self._logged: set[tuple[str, str]] = set()
         self._starts: collections.deque[float] = collections.deque()
+        self._readiness = Readiness()
+        self._resynced = time.monotonic()
 
     def run(self) -> None:
         """Serve forever: connect, follow events, and after any failure back off and start over."""
@@ -103,8 +110,9 @@ class Watcher:
                 for event in batch:
                     if isinstance(event, E.Event):
                         self._apply(source, event)
-                if not batch:
+                if not batch or time.monotonic() - self._resynced > self.settings.resync_interval:
                     source.forget_all()  # periodic resync: trust nothing cached
+                    self._resynced = time.monotonic()
                 self.sync(source, proxy.id)
                 if ended:
                     return
@@ -123,10 +131,11 @@ class Watcher:
     def _collect(self, events: queue.Queue[object]) -> list[object]:
         """Wait for an event, then keep collecting until quiet for debounce_min
         or debounce_max after the first; an empty list means "time to resync"."""
+        recheck = self._readiness.recheck_in() if self.settings.probe_ports else None
         try:
-            first = events.get(timeout=self.settings.resync_interval or None)
+            first = events.get(timeout=recheck or self.settings.resync_interval or None)
         except queue.Empty:
-            return []
+            return [RECHECK] if recheck else []
         batch = [first]
         deadline = time.monotonic() + self.settings.debounce_max
         while first is not END:
@@ -180,9 +189,12 @@ class Watcher:
             proxy = dataclasses.replace(proxy, project=settings.project)
         containers = source.containers(proxy.project, opted_in=settings.scope == "all")
         known = referenced_upstreams(config_texts(settings.watch_dirs + (settings.conf_dir,)))
-        model = build(
-            mark_stopping(containers, self._stopping), proxy, known, settings.scope, settings.server_defaults
-        )
+        containers = mark_stopping(containers, self._stopping)
+        model = build(containers, proxy, known, settings.scope, settings.server_defaults)
+        unready = self._readiness.unready(model) if settings.probe_ports else set()
+        if unready:
+            containers = mark(containers, unready, "starting")
+            model = build(containers, proxy, known, settings.scope, settings.server_defaults)
         templates = render.find_templates([settings.user_templates, settings.builtin_templates])
         rendered = render.render_all(templates, model, settings)
         self._report(model.problems + tuple(rendered.errors.values()), model.warnings)

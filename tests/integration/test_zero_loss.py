@@ -206,3 +206,21 @@ def test_old_worker_generations_are_bounded_by_worker_shutdown_timeout(project):
     wait_for(lambda: shutting_down_workers(p) == 0, 6, "the old generation to be gone after 2 s")
     thread.join(15)
     assert slow and slow[0][0] != 200, slow  # the bound cut the slow request short
+
+
+def test_a_replica_joins_once_its_port_accepts_connections(project):
+    compose = COMPOSE + """    command: ["sh", "-c", "sleep 2; exec python3 -u /app.py"]
+"""
+    p = make(project, compose)
+    p.up(web=1)
+    p.wait_serving(p.ids("web"), timeout=30)
+    with Load(p.port, clients=2) as load:
+        p.up(web=2)
+        new = sorted(set(p.ids("web")))
+        mark = len(load.snapshot())
+        wait_for(lambda: load.served_by(mark) == set(new), 30, "the slow-to-listen replica")
+    assert_nothing_lost(load, least=20)
+    logs = p.logs()
+    assert "does not accept connections yet; it joins when it does" in logs
+    # nginx never tried it early: no refused connect, no server marked failed.
+    assert "temporarily disabled" not in logs and "Connection refused" not in logs
