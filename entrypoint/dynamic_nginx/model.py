@@ -251,14 +251,6 @@ def members_of(
     return joined
 
 
-def server_for(container: Container, proxy: Proxy) -> Server:
-    """The server line of the container's own upstream (the first it joins)."""
-    joined = members_of(container, proxy)
-    if not joined:
-        raise Excluded(f"container {container.name}: {L.LABEL_PREFIX}enable=false; left out")
-    return joined[0][1].server
-
-
 def check_ownership(container: Container, upstreams: Iterable[str], owners: Mapping[str, str]) -> None:
     """A container may not join the upstream named after another service.
 
