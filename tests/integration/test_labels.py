@@ -74,8 +74,9 @@ def test_weights_split_traffic_between_services_in_one_upstream(project):
     heavy, light = p.ids("heavy")[0], p.ids("light")[0]
     p.wait_serving([heavy, light])
     counts = tally(p.port, 200)
-    # nginx's smooth weighted round robin is exact over whole cycles of 4.
-    assert counts == {heavy: 150, light: 50}, counts
+    # 3:1 is exact over whole cycles of 4, unless a reload restarts the cycle
+    # mid-way; round robin would give 100/100.
+    assert set(counts) == {heavy, light} and 135 <= counts[heavy] <= 165, counts
 
 
 def test_backup_serves_only_when_the_primary_is_gone(project):
