@@ -51,6 +51,19 @@ def counts(event: FileSystemEvent, skip: Iterable[Path] = ()) -> bool:
     return any(not is_ignored(p) and not _under(Path(p), skip) for p in paths)
 
 
+def is_rename_into_place(event: FileSystemEvent, skip: Iterable[Path] = ()) -> bool:
+    """True for a file renamed to a name nginx may read: the way the watcher
+    (and careful editors) write, so the file is complete the moment it appears."""
+    dest = str(getattr(event, "dest_path", "") or "")
+    return (
+        event.event_type == "moved"
+        and not event.is_directory
+        and bool(dest)
+        and not is_ignored(dest)
+        and not _under(Path(dest), skip)
+    )
+
+
 def _under(path: Path, folders: Iterable[Path]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
@@ -68,6 +81,7 @@ def newest_mtime(folders: Iterable[Path]) -> float:
 
 
 BURST_AFTER = 2  # this many actions within the burst window make a burst
+RENAMED_QUIET = 0.01  # quiet needed when every notice was a rename into place
 
 
 def remaining(
@@ -78,6 +92,7 @@ def remaining(
     calm: tuple[float, float],
     burst: tuple[float, float],
     burst_window: float,
+    renamed_only: bool = False,
 ) -> float:
     """Seconds still to wait before acting on notices (<= 0: act now).
 
@@ -87,9 +102,16 @@ def remaining(
     are arriving in a burst (a large scale-up): use the longer `burst` pair,
     so twenty replicas starting over several seconds cost three reloads, not
     twenty. A single change, or two in a row (a rollout step), stays fast.
+
+    When every notice was a rename into place (`renamed_only`), the files are
+    already complete: a few milliseconds of quiet, enough to catch the other
+    files one rebuild renames, replace calm[0]. Waiting longer would only
+    delay a new replica's first request.
     """
     in_burst = sum(1 for t in recent if first - t < burst_window) >= BURST_AFTER
     quiet, longest = burst if in_burst else calm
+    if renamed_only and not in_burst:
+        quiet = min(quiet, RENAMED_QUIET)
     return min(last + quiet - now, first + longest - now)
 
 
@@ -114,13 +136,17 @@ class Debounce:
         self._pending = threading.Event()
         self._first = 0.0
         self._last = 0.0
+        self._renamed_only = True
         self._recent: collections.deque[float] = collections.deque(maxlen=BURST_AFTER)
 
-    def notice(self) -> None:
+    def notice(self, renamed: bool = False) -> None:
+        """A change; `renamed` if it was a complete file renamed into place."""
         with self._lock:
             now = time.monotonic()
             if not self._pending.is_set():
                 self._first = now
+                self._renamed_only = True
+            self._renamed_only = self._renamed_only and renamed
             self._last = now
             self._pending.set()
 
@@ -131,7 +157,14 @@ class Debounce:
             with self._lock:
                 now = time.monotonic()
                 wait = remaining(
-                    now, self._first, self._last, self._recent, self.calm, self.burst, self.burst_window
+                    now,
+                    self._first,
+                    self._last,
+                    self._recent,
+                    self.calm,
+                    self.burst,
+                    self.burst_window,
+                    self._renamed_only,
                 )
                 if wait <= 0:
                     self._pending.clear()
@@ -147,7 +180,7 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if counts(event, self.skip):
-            self.debounce.notice()
+            self.debounce.notice(renamed=is_rename_into_place(event, self.skip))
 
 
 class Reloader:

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import events as E
 from . import render, write
 from .docker_source import DockerSource, NotFound
-from .model import Container, Model, build, referenced_upstreams
+from .model import Container, Model, Proxy, build, referenced_upstreams
 from .readiness import Readiness
 from .settings import Settings
 from .template_watch import TemplateWatch
@@ -29,7 +29,7 @@ from .template_watch import TemplateWatch
 log = logging.getLogger("watcher")
 BURST_WINDOW = 2.0  # seconds in which burst_starts starts make a burst
 END = object()  # put on the queue when the event stream ends
-RECHECK = object()  # returned by _collect when a new replica's port is due for another probe
+READY = object()  # put on the queue by the readiness prober when a new replica's port accepts
 MAX_CONFIG_BYTES = 1 << 20
 
 
@@ -66,8 +66,10 @@ class Watcher:
         self._stopping: frozenset[str] = frozenset()
         self._logged: set[tuple[str, str]] = set()
         self._starts: collections.deque[float] = collections.deque()
-        self._readiness = Readiness()
+        self._readiness = Readiness(notify=self._port_opened)
         self._resynced = time.monotonic()
+        self._queue: queue.Queue[object] | None = None
+        self._listed: tuple[Proxy, list[Container]] | None = None  # the last answer from Docker
 
     def run(self) -> None:
         """Serve forever: connect, follow events, and after any failure back off and start over."""
@@ -99,6 +101,7 @@ class Watcher:
         log.info("proxy container %s, compose project %r", proxy.name, proxy.project or self.settings.project)
         stream = source.subscribe()
         events: queue.Queue[object] = queue.Queue()
+        self._queue = events
         pump = threading.Thread(target=_pump, args=(stream, events), name="events", daemon=True)
         pump.start()
         templates = TemplateWatch(self.settings.user_templates, events).start()  # edits render too
@@ -113,7 +116,8 @@ class Watcher:
                 if not batch or time.monotonic() - self._resynced > self.settings.resync_interval:
                     source.forget_all()  # periodic resync: trust nothing cached
                     self._resynced = time.monotonic()
-                self.sync(source, proxy.id)
+                # A port that opened changes nothing Docker knows: rebuild from its last answer.
+                self.sync(source, proxy.id, relist=not batch or any(item is not READY for item in batch))
                 if ended:
                     return
         finally:
@@ -128,14 +132,23 @@ class Watcher:
         if event.action != "kill":
             source.forget(event.container)
 
+    def _port_opened(self) -> None:
+        """Called from the readiness prober's thread."""
+        if self._queue is not None:
+            self._queue.put(READY)
+
     def _collect(self, events: queue.Queue[object]) -> list[object]:
         """Wait for an event, then keep collecting until quiet for debounce_min
-        or debounce_max after the first; an empty list means "time to resync"."""
-        recheck = self._readiness.recheck_in() if self.settings.probe_ports else None
+        or debounce_max after the first; an empty list means "time to resync".
+
+        A port that opened is acted on at once (it is the last step before a
+        new replica can serve), unless replicas are arriving in a burst."""
         try:
-            first = events.get(timeout=recheck or self.settings.resync_interval or None)
+            first = events.get(timeout=self.settings.resync_interval or None)
         except queue.Empty:
-            return [RECHECK] if recheck else []
+            return []
+        if first is READY and not self._in_burst():
+            return [first, *_drain(events)]
         batch = [first]
         deadline = time.monotonic() + self.settings.debounce_max
         while first is not END:
@@ -156,12 +169,15 @@ class Watcher:
     def _burst_of_starts(self, batch: list[object]) -> bool:
         """True if the batch only adds replicas and starts are arriving in a burst
         (`--scale web=20`): burst_starts of them within BURST_WINDOW seconds."""
-        now = time.monotonic()
         starts = [i for i in batch if isinstance(i, E.Event) and E.is_addition(i)]
-        self._starts.extend([now] * len(starts))
+        self._starts.extend([time.monotonic()] * len(starts))
+        return bool(batch) and all(map(_adds, batch)) and self._in_burst()
+
+    def _in_burst(self) -> bool:
+        now = time.monotonic()
         while self._starts and now - self._starts[0] > BURST_WINDOW:
             self._starts.popleft()
-        return bool(batch) and len(starts) == len(batch) and len(self._starts) >= self.settings.burst_starts
+        return len(self._starts) >= self.settings.burst_starts
 
     def _hold(self, events: queue.Queue[object], batch: list[object]) -> None:
         """Keep collecting starts until quiet for burst_quiet or burst_max has
@@ -177,17 +193,22 @@ class Watcher:
             except queue.Empty:
                 return
             batch.append(item)
-            if not (isinstance(item, E.Event) and E.is_addition(item)):
+            if not _adds(item):
                 return
-            self._starts.append(time.monotonic())
+            if item is not READY:
+                self._starts.append(time.monotonic())
 
-    def sync(self, source: DockerSource, proxy_id: str) -> Model:
-        """Rebuild everything from Docker's current state and write what changed."""
+    def sync(self, source: DockerSource, proxy_id: str, relist: bool = True) -> Model:
+        """Rebuild everything from Docker's current state and write what changed
+        (with relist=False, from Docker's last answer)."""
         settings = self.settings
-        proxy = source.proxy(proxy_id)
-        if settings.project:
-            proxy = dataclasses.replace(proxy, project=settings.project)
-        containers = source.containers(proxy.project, opted_in=settings.scope == "all")
+        listed = self._listed
+        if relist or listed is None:
+            proxy = source.proxy(proxy_id)
+            if settings.project:
+                proxy = dataclasses.replace(proxy, project=settings.project)
+            listed = self._listed = (proxy, source.containers(proxy.project, opted_in=settings.scope == "all"))
+        proxy, containers = listed
         known = referenced_upstreams(config_texts(settings.watch_dirs + (settings.conf_dir,)))
         containers = mark_stopping(containers, self._stopping)
         model = build(containers, proxy, known, settings.scope, settings.server_defaults)
@@ -214,6 +235,21 @@ class Watcher:
         for level, line in sorted(current - self._logged):
             getattr(log, level)("%s", line)
         self._logged = current
+
+
+def _adds(item: object) -> bool:
+    """True for what can only add a replica: a start, an unpause, a healthy, a port that opened."""
+    return item is READY or (isinstance(item, E.Event) and E.is_addition(item))
+
+
+def _drain(events: queue.Queue[object]) -> list[object]:
+    """Whatever is on the queue already, without waiting."""
+    items = []
+    while True:
+        try:
+            items.append(events.get_nowait())
+        except queue.Empty:
+            return items
 
 
 def _pump(stream: Iterable[E.Event], events: queue.Queue[object]) -> None:

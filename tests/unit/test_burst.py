@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 from dynamic_nginx import events as E
 from dynamic_nginx.settings import Settings
-from dynamic_nginx.watcher import END, Watcher
+from dynamic_nginx.watcher import END, READY, Watcher
 
 
 def event(action: str, kind: str = "container", container: str = "c1") -> E.Event:
@@ -38,9 +39,11 @@ SETTINGS = Settings(debounce_min=0.01, debounce_max=0.05, burst_starts=3, burst_
                     resync_interval=5)
 
 
-def collect(items: list[object], later: list[tuple[float, object]] = ()) -> tuple[list[object], float]:
+def collect(
+    items: list[object], later: list[tuple[float, object]] = (), watcher: Watcher | None = None
+) -> tuple[list[object], float]:
     """Run Watcher._collect on a real queue: `items` now, `later` fed from a thread after delays."""
-    watcher = Watcher(SETTINGS)
+    watcher = watcher or Watcher(SETTINGS)
     events: queue.Queue[object] = queue.Queue()
     for item in items:
         events.put(item)
@@ -93,3 +96,25 @@ def test_a_batch_with_a_removal_is_never_held() -> None:
     items = [event("start", container=f"c{i}") for i in range(3)] + [event("kill", container="x")]
     batch, _ = collect(items, [(0.5, event("start", container="late"))])
     assert batch == items
+
+
+def test_a_port_that_opened_is_acted_on_without_debounce() -> None:
+    # SETTINGS debounce for 10 ms; a 1 s debounce shows the port skips it.
+    watcher = Watcher(dataclasses.replace(SETTINGS, debounce_min=1.0, debounce_max=2.0))
+    batch, took = collect([READY], [(0.3, event("start", container="later"))], watcher)
+    assert batch == [READY]
+    assert took < 0.25  # the later start (0.3 s) was not waited for
+
+
+def test_what_is_queued_with_a_port_that_opened_comes_along() -> None:
+    batch, _ = collect([READY, event("die", container="c9"), READY])
+    assert batch == [READY, event("die", container="c9"), READY]
+
+
+def test_during_a_burst_opened_ports_are_held_like_starts() -> None:
+    watcher = Watcher(SETTINGS)
+    starts = [event("start", container=f"c{i}") for i in range(3)]
+    collect(starts, watcher=watcher)  # a burst is under way
+    batch, took = collect([READY], [(0.1, READY), (0.1, event("start", container="c4"))], watcher)
+    assert batch == [READY, READY, event("start", container="c4")]
+    assert took >= 0.2 + 0.3  # held through both, then the quiet time

@@ -3,59 +3,133 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
+from collections.abc import Collection, Iterator
 
 import pytest
 from dynamic_nginx import model
-from dynamic_nginx.readiness import FAST_RECHECK, Readiness, accepts
+from dynamic_nginx.readiness import Readiness, accepting, split_address
 from support import container, proxy
 
 
-def test_accepts_a_listening_port_and_refuses_a_closed_one() -> None:
+@pytest.fixture
+def listening() -> Iterator[socket.socket]:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        port = server.getsockname()[1]
-        assert accepts(f"127.0.0.1:{port}")
-    assert not accepts(f"127.0.0.1:{port}")  # closed now
+        yield server
 
 
-@pytest.mark.parametrize("address", ["", "nonsense", "127.0.0.1:notaport", "127.0.0.1:"])
-def test_accepts_bad_addresses_as_not_ready(address: str) -> None:
-    assert not accepts(address)
+def address_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"
+
+
+def closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return address_of(sock)  # nothing listens once it is closed
+
+
+def test_accepting_tells_a_listening_port_from_a_closed_one(listening: socket.socket) -> None:
+    open_, closed = address_of(listening), closed_port()
+    assert accepting([open_, closed]) == {open_}
+
+
+def test_accepting_nothing_is_nothing() -> None:
+    assert accepting([]) == set()
+
+
+@pytest.mark.parametrize("address", ["", "nonsense", "127.0.0.1:notaport", "127.0.0.1:", ":80", "127.0.0.1:0"])
+def test_bad_addresses_are_never_ready(address: str) -> None:
+    assert accepting([address]) == set()
+
+
+@pytest.mark.parametrize(
+    ("address", "parts"),
+    [
+        ("172.18.0.2:80", ("172.18.0.2", 80)),
+        ("[fd00::2]:8080", ("fd00::2", 8080)),
+        ("172.18.0.2:65536", None),
+        ("172.18.0.2", None),
+    ],
+)
+def test_split_address(address: str, parts: tuple[str, int] | None) -> None:
+    assert split_address(address) == parts
 
 
 def built(*containers):
     return model.build(list(containers), proxy())
 
 
+class FakeNetwork:
+    """The probe's view of the network: which addresses accept (set by the test)."""
+
+    def __init__(self, *accepting: str):
+        self.accepting = set(accepting)
+        self.probed: list[str] = []
+
+    def __call__(self, addresses: Collection[str], timeout: float) -> set[str]:
+        self.probed += sorted(addresses)
+        return set(addresses) & self.accepting
+
+
 def test_unready_until_the_port_accepts_then_remembered() -> None:
-    answers = {"172.18.0.2:80": False}
-    probed: list[str] = []
-
-    def probe(address: str) -> bool:
-        probed.append(address)
-        return answers[address]
-
-    readiness = Readiness(probe)
+    network = FakeNetwork()
+    readiness = Readiness(network)  # no notify: no background prober
     web = container()
     assert readiness.unready(built(web)) == {web.id}
-    assert readiness.recheck_in() == FAST_RECHECK
-    answers["172.18.0.2:80"] = True
-    assert readiness.unready(built(web)) == set()
-    assert readiness.recheck_in() is None
-    readiness.unready(built(web))
-    assert probed == ["172.18.0.2:80"] * 2  # once ready, never probed again
+    assert readiness.unready(built(web)) == {web.id}, "still waiting, not probed again inline"
+    assert network.probed == ["172.18.0.2:80"]
+
+
+def test_already_listening_replicas_join_at_once() -> None:
+    readiness = Readiness(FakeNetwork("172.18.0.2:80"))
+    assert readiness.unready(built(container())) == set()
 
 
 def test_health_checked_containers_are_not_probed() -> None:
-    readiness = Readiness(lambda address: pytest.fail(f"probed {address}"))
+    readiness = Readiness(lambda addresses, timeout: pytest.fail(f"probed {addresses}"))
     assert readiness.unready(built(container(health="healthy"))) == set()
 
 
 def test_a_replaced_container_at_the_same_address_is_probed_again() -> None:
-    probed: list[str] = []
-    readiness = Readiness(lambda address: probed.append(address) or True)
+    network = FakeNetwork("172.18.0.2:80")
+    readiness = Readiness(network)
     readiness.unready(built(container("shop-web-1")))
     readiness.unready(built())  # gone
     readiness.unready(built(container("shop-web-1", id="e" * 64)))  # a new one reuses the address
-    assert len(probed) == 2
+    assert len(network.probed) == 2
+
+
+def test_the_prober_notifies_as_soon_as_a_real_port_starts_listening() -> None:
+    """Real sockets: the replica refuses at first, then listens; notify comes within a few polls."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    address = address_of(server)
+    notified = threading.Event()
+    readiness = Readiness(accepting, notify=notified.set)
+    web = container(ip="127.0.0.1", labels={"dynamic-nginx.port": address.rsplit(":", 1)[1]})
+    try:
+        assert readiness.unready(built(web)) == {web.id}
+        assert not notified.wait(0.1), "notified although nothing listens"
+        server.listen()
+        listened = time.monotonic()
+        assert notified.wait(5), "not notified within 5 s of the port listening"
+        assert time.monotonic() - listened < 1.0, "took longer than a slow poll: the fast poll is broken"
+        assert readiness.unready(built(web)) == set()
+    finally:
+        server.close()
+
+
+def test_the_prober_forgets_a_replica_that_left() -> None:
+    network = FakeNetwork()
+    calls = threading.Event()
+    readiness = Readiness(network, notify=calls.set)
+    readiness.unready(built(container()))
+    assert readiness.waiting()
+    readiness.unready(built())  # the replica left before it ever listened
+    assert readiness.waiting() == set()
+    network.accepting.add("172.18.0.2:80")
+    assert not calls.wait(0.2), "notified for a replica that is gone"

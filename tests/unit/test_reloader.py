@@ -87,6 +87,26 @@ def test_counts(event: FileSystemEvent, counted: bool) -> None:
     assert reloader.counts(event) is counted
 
 
+@pytest.mark.parametrize(
+    ("event", "complete"),
+    [
+        pytest.param(FileMovedEvent(TEMP, f"{CONF}/web.conf"), True, id="our temp file renamed into place"),
+        pytest.param(FileMovedEvent(f"{CONF}/a.conf", f"{CONF}/b.conf"), True, id="a file renamed"),
+        pytest.param(FileModifiedEvent(f"{CONF}/web.conf"), False, id="written in place: may be half done"),
+        pytest.param(FileCreatedEvent(f"{CONF}/web.conf"), False, id="created: may be half written"),
+        pytest.param(FileDeletedEvent(f"{CONF}/web.conf"), False, id="deleted"),
+        pytest.param(FileMovedEvent(f"{CONF}/web.conf", f"{CONF}/web.conf~"), False, id="moved to a backup name"),
+        pytest.param(FileMovedEvent(TEMP, f"{CONF}/.other.tmp"), False, id="temp to temp"),
+        pytest.param(DirMovedEvent("/etc/nginx/a", "/etc/nginx/b"), False, id="a folder moved"),
+        pytest.param(
+            FileMovedEvent("/etc/nginx/templates/.x", "/etc/nginx/templates/x.conf.j2"), False, id="into a skipped folder"
+        ),
+    ],
+)
+def test_is_rename_into_place(event: FileSystemEvent, complete: bool) -> None:
+    assert reloader.is_rename_into_place(event, [Path("/etc/nginx/templates")]) is complete
+
+
 def test_folders_watched(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     (etc / "conf.d").mkdir(parents=True)
@@ -215,6 +235,36 @@ BURST = (0.5, 2.5)
 )
 def test_remaining_wait(now: float, first: float, last: float, recent: tuple[float, ...], expected: float) -> None:
     assert reloader.remaining(now, first, last, recent, CALM, BURST, 2.0) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("now", "first", "last", "recent", "expected"),
+    [
+        pytest.param(10.0, 10.0, 10.0, (), reloader.RENAMED_QUIET, id="renames only: a few ms of quiet"),
+        pytest.param(10.005, 10.0, 10.004, (), reloader.RENAMED_QUIET - 0.001, id="renames only: after the last"),
+        pytest.param(10.01, 10.0, 10.0, (), 0.0, id="renames only: act long before calm quiet"),
+        pytest.param(10.1, 10.0, 10.0, (8.5, 9.0), 0.4, id="renames in a burst: the burst quiet still holds"),
+    ],
+)
+def test_remaining_wait_after_renames_only(
+    now: float, first: float, last: float, recent: tuple[float, ...], expected: float
+) -> None:
+    assert reloader.remaining(now, first, last, recent, CALM, BURST, 2.0, renamed_only=True) == pytest.approx(expected)
+
+
+def test_one_edit_in_place_among_renames_waits_the_calm_quiet() -> None:
+    debounce = Debounce(minimum=1.0, maximum=3.0)
+    debounce.notice(renamed=True)
+    debounce.notice(renamed=False)
+    started = time.monotonic()
+    debounce.settle()
+    assert time.monotonic() - started >= 0.95
+    debounce.notice(renamed=True)  # a new round starts as renames-only again
+    started = time.monotonic()
+    debounce.settle()
+    # RENAMED_QUIET is 10 ms; half a second leaves room for a busy machine
+    # and still fails if the calm quiet of 1 s were applied.
+    assert time.monotonic() - started < 0.5
 
 
 def test_a_steady_stream_of_settles_switches_to_the_burst_window() -> None:
