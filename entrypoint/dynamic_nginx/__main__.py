@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from . import settings as S
@@ -25,8 +26,9 @@ PROGRAMS = {
 
 
 def _logging(program: str) -> None:
+    level = os.environ.get("DYNAMIC_NGINX_LOG_LEVEL", "info").upper()
     logging.basicConfig(
-        level=logging.INFO,
+        level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else logging.INFO,
         stream=sys.stderr,
         format=f"{program}: %(levelname)s: %(message)s",
     )

@@ -27,6 +27,7 @@ class Event:
     action: str
     container: str
     attributes: Mapping[str, str]
+    at: float = dataclasses.field(default=0.0, compare=False)  # Docker's timestamp, for the debug log
 
 
 def from_api(raw: Mapping[str, Any]) -> Event | None:
@@ -37,10 +38,14 @@ def from_api(raw: Mapping[str, Any]) -> Event | None:
     attributes = {str(k): str(v) for k, v in (actor.get("Attributes") or {}).items()}
     # "health_status: healthy" carries its value in the action itself.
     base = action.split(":", 1)[0]
+    try:
+        at = int(raw.get("timeNano") or 0) / 1e9
+    except (TypeError, ValueError):
+        at = 0.0
     if kind == "container" and base in CONTAINER_ACTIONS:
-        return Event("container", base, str(actor.get("ID", "")), attributes)
+        return Event("container", base, str(actor.get("ID", "")), attributes, at)
     if kind == "network" and base in NETWORK_ACTIONS:
-        return Event("network", base, attributes.get("container", ""), attributes)
+        return Event("network", base, attributes.get("container", ""), attributes, at)
     return None
 
 
@@ -75,6 +80,23 @@ def update_stopping(stopping: frozenset[str], event: Event, stop_signal: str = "
     if event.type == "container" and event.action in ("start", "destroy"):
         return stopping - {event.container}
     return stopping
+
+
+def changes_listing(event: Event, stopping: frozenset[str]) -> bool:
+    """False if, after this event, Docker's list of containers cannot give a different model.
+
+    A kill changes nothing Docker reports until the die that follows. What
+    happens next to a container already known to be stopping (its die, stop,
+    network disconnect) cannot change the model either: it is out already.
+    A destroy only removes a container, which the watcher does to its last
+    list itself. Skipping the list for these matters when many replicas stop
+    at once, the moment dockerd is busiest and a list can take half a second.
+    `stopping` is the set after the event was applied.
+    """
+    if event.type == "container" and event.action in ("kill", "destroy"):
+        return False
+    leaving = (event.type, event.action) in (("container", "die"), ("container", "stop"), ("network", "disconnect"))
+    return not (leaving and event.container in stopping)
 
 
 def is_addition(event: Event) -> bool:

@@ -232,7 +232,9 @@ class Reloader:
         (lastgood), so only the user's own files can keep a reload from happening.
         """
         copies = lastgood.GoodCopies(self.settings.conf_dir, self.settings.run_dir / lastgood.STORE)
+        tested = time.monotonic()
         result = lastgood.test_and_repair(self.nginx, copies, log)
+        log.debug("nginx -t took %.0f ms", (time.monotonic() - tested) * 1000)
         if not result.ok:
             if result.message != self._last_error:
                 log.error(

@@ -109,15 +109,21 @@ class Watcher:
             self.sync(source, proxy.id)
             while True:
                 batch = self._collect(events)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("batch: %s", _describe(batch))
                 ended = END in batch
                 for event in batch:
                     if isinstance(event, E.Event):
                         self._apply(source, event)
-                if not batch or time.monotonic() - self._resynced > self.settings.resync_interval:
+                asks_docker = any(map(self._needs_list, batch))
+                due = time.monotonic() - self._resynced > self.settings.resync_interval
+                # A batch that needs no list (replicas leaving, a port that opened)
+                # is acted on first; a due resync waits for the next batch.
+                resync = not batch or (due and asks_docker)
+                if resync:
                     source.forget_all()  # periodic resync: trust nothing cached
                     self._resynced = time.monotonic()
-                # A port that opened changes nothing Docker knows: rebuild from its last answer.
-                self.sync(source, proxy.id, relist=not batch or any(item is not READY for item in batch))
+                self.sync(source, proxy.id, relist=resync or asks_docker)
                 if ended:
                     return
         finally:
@@ -131,6 +137,16 @@ class Watcher:
         # call per replica when many are stopped at once (20 -> 1).
         if event.action != "kill":
             source.forget(event.container)
+        if event.type == "container" and event.action == "destroy" and self._listed is not None:
+            proxy, containers = self._listed  # gone for good: no need to ask Docker
+            self._listed = (proxy, [c for c in containers if c.id != event.container])
+
+    def _needs_list(self, item: object) -> bool:
+        """Whether Docker must be asked again: not for a port that opened, nor
+        for a kill or the rest of a stopping container's exit (see changes_listing)."""
+        if item is READY:
+            return False
+        return not isinstance(item, E.Event) or E.changes_listing(item, self._stopping)
 
     def _port_opened(self) -> None:
         """Called from the readiness prober's thread."""
@@ -202,6 +218,7 @@ class Watcher:
         """Rebuild everything from Docker's current state and write what changed
         (with relist=False, from Docker's last answer)."""
         settings = self.settings
+        began = time.monotonic()
         listed = self._listed
         if relist or listed is None:
             proxy = source.proxy(proxy_id)
@@ -220,6 +237,7 @@ class Watcher:
         rendered = render.render_all(templates, model, settings)
         self._report(model.problems + tuple(rendered.errors.values()), model.warnings)
         changes = write.sync(settings.conf_dir, rendered.outputs, keep=rendered.errors.keys())
+        log.debug("sync (%s) took %.0f ms", "listed" if relist else "from the last list", (time.monotonic() - began) * 1000)
         if changes:
             log.info(
                 "wrote %s%s: %s",
@@ -240,6 +258,19 @@ class Watcher:
 def _adds(item: object) -> bool:
     """True for what can only add a replica: a start, an unpause, a healthy, a port that opened."""
     return item is READY or (isinstance(item, E.Event) and E.is_addition(item))
+
+
+def _describe(batch: list[object]) -> str:
+    """`3 kill, 1 die, ready` for the debug log."""
+    names = collections.Counter(
+        f"{i.type}:{i.action}" if isinstance(i, E.Event) else "ready" if i is READY else "end" if i is END else "other"
+        for i in batch
+    )
+    described = ", ".join(f"{n} {name}" for name, n in names.items()) or "none (resync)"
+    stamped = [i.at for i in batch if isinstance(i, E.Event) and i.at]
+    if stamped:
+        described += f" (oldest {(time.time() - min(stamped)) * 1000:.0f} ms ago)"
+    return described
 
 
 def _drain(events: queue.Queue[object]) -> list[object]:

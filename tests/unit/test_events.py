@@ -179,6 +179,28 @@ def test_update_stopping(before: frozenset[str], event: Event, stop_signal: str,
 
 
 @pytest.mark.parametrize(
+    ("event", "stopping", "changes"),
+    [
+        pytest.param(kill("15", A), {A}, False, id="a terminating kill: Docker still says running"),
+        pytest.param(kill("1", A), set(), False, id="a HUP: nothing changes at all"),
+        pytest.param(Event("container", "die", A, {}), {A}, False, id="a stopping container dies: out already"),
+        pytest.param(Event("container", "stop", A, {}), {A}, False, id="a stopping container's stop"),
+        pytest.param(Event("network", "disconnect", A, {"container": A}), {A}, False, id="its disconnect"),
+        pytest.param(Event("container", "die", A, {}), set(), True, id="a crash (die without a kill)"),
+        pytest.param(Event("container", "die", A, {}), {B}, True, id="another container's die"),
+        pytest.param(Event("network", "disconnect", A, {"container": A}), set(), True, id="a live disconnect"),
+        pytest.param(Event("container", "destroy", A, {}), set(), False, id="a destroy: dropped from the last list"),
+        pytest.param(Event("container", "start", A, {}), set(), True, id="a start"),
+        pytest.param(Event("container", "pause", A, {}), {A}, True, id="a pause"),
+        pytest.param(Event("container", "health_status", A, {}), set(), True, id="a health change"),
+        pytest.param(Event("network", "connect", A, {"container": A}), set(), True, id="a connect"),
+    ],
+)
+def test_changes_listing(event: Event, stopping: set[str], changes: bool) -> None:
+    assert E.changes_listing(event, frozenset(stopping)) is changes
+
+
+@pytest.mark.parametrize(
     ("state", "stopping", "expected"),
     [
         pytest.param("running", True, "stopping", id="running and signalled: stopping"),
