@@ -327,8 +327,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10, help="web 1 -> 2 -> 1 trials per variant")
     parser.add_argument("--grace-trials", type=int, default=5)
     parser.add_argument("--scale-down-reps", type=int, default=3)
-    parser.add_argument("--wrk-reps", type=int, default=4, help="rounds of wrk per backend kind")
-    parser.add_argument("--wrk-seconds", type=int, default=7)
+    parser.add_argument("--wrk-reps", type=int, default=10, help="rounds of wrk per backend kind")
+    parser.add_argument("--wrk-seconds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds a new replica has to get traffic")
     parser.add_argument("--deadline", type=float, default=2400, help="abort (and tear down) after this long")
     parser.add_argument(

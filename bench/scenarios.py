@@ -18,6 +18,7 @@ BACKEND = "dynamic-nginx-backend:bench"
 PLAIN = "dynamic-nginx-bench-plain:bench"
 RELOADED = "reloader: INFO: reloaded nginx"
 WROTE = "watcher: INFO: wrote"
+DEBUG_LINE = ": DEBUG: "
 DISABLED = "upstream server temporarily disabled"
 SLOW_REQUEST = 1.0  # the issue's bound for "no request slower than"
 STAMPED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z (.*)$")
@@ -69,7 +70,11 @@ services:
     # TIME_WAIT sockets would use up the ephemeral ports of each proxy.
     sysctls:
       net.ipv4.tcp_tw_reuse: "1"
-    volumes:
+    # What the README recommends, given to all three alike: when twenty
+    # replicas stop at once, the proxy's container is one cgroup among
+    # twenty-odd busy ones and would wait hundreds of ms for a core.
+    cpu_shares: 8192
+{environment}    volumes:
 {socket}      - ./default.conf:/etc/nginx/conf.d/default.conf:ro
   web:
     image: {backend}
@@ -84,6 +89,8 @@ services:
       - ./fast.conf:/etc/nginx/conf.d/default.conf:ro
 """
 SOCKET = "      - /var/run/docker.sock:/var/run/docker.sock:ro\n"
+# (a) logs each batch of events and the time of each step, for the breakdown.
+DEBUG = "    environment: [DYNAMIC_NGINX_LOG_LEVEL=debug]\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +126,7 @@ class Project:
                 plain=PLAIN,
                 port=self.port,
                 socket=SOCKET if variant.key == "a" else "",
+                environment=DEBUG if variant.key == "a" else "",
                 web_command=json.dumps(WEB_COMMAND),
                 lame_command=json.dumps(LAME_COMMAND),
             )
@@ -173,8 +181,8 @@ class Project:
         return self.logs(since).count(RELOADED)
 
     def timeline(self, since: float) -> list[tuple[float, str]]:
-        """(time, line) of the watcher's `wrote`, the reloader's `reloaded` and nginx's
-        "temporarily disabled" lines since `since`."""
+        """(time, line) of the watcher's `wrote`, the reloader's `reloaded`, their
+        debug lines and nginx's "temporarily disabled" lines since `since`."""
         proxy = self.ids("proxy")
         if not proxy:
             return []
@@ -182,7 +190,7 @@ class Project:
         found = []
         for line in (result.stdout + result.stderr).splitlines():
             match = STAMPED.match(line)
-            if match and (RELOADED in line or WROTE in line or DISABLED in line):
+            if match and any(marker in line for marker in (RELOADED, WROTE, DISABLED, DEBUG_LINE)):
                 stamp = datetime.datetime.fromisoformat(match.group(1) + match.group(2)[:7] + "+00:00")
                 found.append((stamp.timestamp(), match.group(3)))
         return sorted(found)

@@ -33,6 +33,7 @@ def _logging(program: str) -> None:
         format=f"{program}: %(levelname)s: %(message)s",
     )
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("docker").setLevel(logging.INFO)
     logging.getLogger("watchdog").setLevel(logging.WARNING)
 
 

@@ -13,7 +13,7 @@ import os
 import re
 import socket
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,17 @@ def proxy_from_inspect(data: Mapping[str, Any]) -> Proxy:
     )
 
 
+# What GET /containers/json returns without all=1: paused and restarting containers are "running" to it.
+LISTED_STATES = frozenset({"running", "paused", "restarting"})
+
+
+def is_listed(container: Container, project: str, opted_in: bool) -> bool:
+    """True if containers() would list it: the same label filters, applied here."""
+    labels = container.labels
+    in_project = bool(project) and labels.get(COMPOSE_PROJECT) == project
+    return in_project or (opted_in and labels.get(f"{LABEL_PREFIX}enable") in TRUE)
+
+
 class DockerSource:
     """A thin, cached view of the Docker API.
 
@@ -230,6 +241,29 @@ class DockerSource:
                     raise
             found.append(self._cache[container_id])
         return found
+
+    def refresh(
+        self, listed: Iterable[Container], ids: Collection[str], project: str, opted_in: bool = False
+    ) -> list[Container]:
+        """`listed` (an earlier answer of containers()) with only the named containers
+        inspected again: one call each instead of a list and the proxy's inspect.
+
+        What a list would do with each is applied here: a container that is gone,
+        no longer running or paused, or outside the project (and not opted in) drops out.
+        """
+        kept = [c for c in listed if c.id not in ids]
+        for container_id in sorted(ids):
+            self.forget(container_id)
+            try:
+                found = container_from_inspect(self._api.inspect_container(container_id))
+            except Exception as error:
+                if is_not_found(error):
+                    continue
+                raise
+            if found.state in LISTED_STATES and is_listed(found, project, opted_in):
+                self._cache[container_id] = found
+                kept.append(found)
+        return kept
 
     def stop_signal(self, container_id: str) -> str:
         cached = self._cache.get(container_id)

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from . import events as E
@@ -31,6 +31,7 @@ BURST_WINDOW = 2.0  # seconds in which burst_starts starts make a burst
 END = object()  # put on the queue when the event stream ends
 READY = object()  # put on the queue by the readiness prober when a new replica's port accepts
 MAX_CONFIG_BYTES = 1 << 20
+MAX_INSPECTS = 3  # more containers changed than this: one list is cheaper than an inspect each
 
 
 def config_texts(folders: Iterable[Path]) -> list[str]:
@@ -115,15 +116,15 @@ class Watcher:
                 for event in batch:
                     if isinstance(event, E.Event):
                         self._apply(source, event)
-                asks_docker = any(map(self._needs_list, batch))
+                changed = self._changed(batch, proxy.id)
                 due = time.monotonic() - self._resynced > self.settings.resync_interval
                 # A batch that needs no list (replicas leaving, a port that opened)
-                # is acted on first; a due resync waits for the next batch.
-                resync = not batch or (due and asks_docker)
-                if resync:
+                # is acted on first; a due resync waits for the next batch that asks Docker.
+                if not batch or (due and changed != set()):
                     source.forget_all()  # periodic resync: trust nothing cached
                     self._resynced = time.monotonic()
-                self.sync(source, proxy.id, relist=resync or asks_docker)
+                    changed = None
+                self.sync(source, proxy.id, changed)
                 if ended:
                     return
         finally:
@@ -141,12 +142,33 @@ class Watcher:
             proxy, containers = self._listed  # gone for good: no need to ask Docker
             self._listed = (proxy, [c for c in containers if c.id != event.container])
 
-    def _needs_list(self, item: object) -> bool:
-        """Whether Docker must be asked again: not for a port that opened, nor
-        for a kill or the rest of a stopping container's exit (see changes_listing)."""
-        if item is READY:
-            return False
-        return not isinstance(item, E.Event) or E.changes_listing(item, self._stopping)
+    def _changed(self, batch: list[object], proxy_id: str) -> set[str] | None:
+        """The containers to inspect again before rebuilding, or None to list everything.
+
+        Nothing for a port that opened, a kill or the rest of a stopping
+        container's exit (see changes_listing). The named container for other
+        events about a listed or starting container: a start costs one inspect
+        instead of a list, the proxy's inspect and the new one's. A list for
+        anything about the proxy itself or about many containers at once.
+        """
+        if self._listed is None:
+            return None
+        known = {c.id for c in self._listed[1]}
+        ids: set[str] = set()
+        for item in batch:
+            if item is READY:
+                continue
+            if not isinstance(item, E.Event):
+                return None
+            if E.changes_listing(item, self._stopping):
+                if not item.container or item.container == proxy_id:
+                    return None
+                # Only a start brings in a container the list did not have. The
+                # network events of one being created come before its start, and
+                # inspecting it then would wait for the start to finish.
+                if item.action == "start" or item.container in known:
+                    ids.add(item.container)
+        return ids if len(ids) <= MAX_INSPECTS else None
 
     def _port_opened(self) -> None:
         """Called from the readiness prober's thread."""
@@ -214,17 +236,23 @@ class Watcher:
             if item is not READY:
                 self._starts.append(time.monotonic())
 
-    def sync(self, source: DockerSource, proxy_id: str, relist: bool = True) -> Model:
-        """Rebuild everything from Docker's current state and write what changed
-        (with relist=False, from Docker's last answer)."""
+    def sync(self, source: DockerSource, proxy_id: str, changed: Collection[str] | None = None) -> Model:
+        """Rebuild everything from Docker's current state and write what changed.
+
+        `changed` None asks Docker for everything; otherwise Docker's last
+        answer is used, with only the `changed` containers inspected again.
+        """
         settings = self.settings
         began = time.monotonic()
         listed = self._listed
-        if relist or listed is None:
+        opted_in = settings.scope == "all"
+        if changed is None or listed is None:
             proxy = source.proxy(proxy_id)
             if settings.project:
                 proxy = dataclasses.replace(proxy, project=settings.project)
-            listed = self._listed = (proxy, source.containers(proxy.project, opted_in=settings.scope == "all"))
+            listed = self._listed = (proxy, source.containers(proxy.project, opted_in=opted_in))
+        elif changed:
+            listed = self._listed = (listed[0], source.refresh(listed[1], changed, listed[0].project, opted_in))
         proxy, containers = listed
         known = referenced_upstreams(config_texts(settings.watch_dirs + (settings.conf_dir,)))
         containers = mark_stopping(containers, self._stopping)
@@ -237,7 +265,7 @@ class Watcher:
         rendered = render.render_all(templates, model, settings)
         self._report(model.problems + tuple(rendered.errors.values()), model.warnings)
         changes = write.sync(settings.conf_dir, rendered.outputs, keep=rendered.errors.keys())
-        log.debug("sync (%s) took %.0f ms", "listed" if relist else "from the last list", (time.monotonic() - began) * 1000)
+        log.debug("sync (%s) took %.0f ms", _how(changed), (time.monotonic() - began) * 1000)
         if changes:
             log.info(
                 "wrote %s%s: %s",
@@ -258,6 +286,12 @@ class Watcher:
 def _adds(item: object) -> bool:
     """True for what can only add a replica: a start, an unpause, a healthy, a port that opened."""
     return item is READY or (isinstance(item, E.Event) and E.is_addition(item))
+
+
+def _how(changed: Collection[str] | None) -> str:
+    if changed is None:
+        return "listed"
+    return f"inspected {len(changed)}" if changed else "from the last list"
 
 
 def _describe(batch: list[object]) -> str:

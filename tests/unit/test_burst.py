@@ -11,6 +11,7 @@ import pytest
 from dynamic_nginx import events as E
 from dynamic_nginx.settings import Settings
 from dynamic_nginx.watcher import END, READY, Watcher
+from support import container, proxy
 
 
 def event(action: str, kind: str = "container", container: str = "c1") -> E.Event:
@@ -118,3 +119,54 @@ def test_during_a_burst_opened_ports_are_held_like_starts() -> None:
     batch, took = collect([READY], [(0.1, READY), (0.1, event("start", container="c4"))], watcher)
     assert batch == [READY, READY, event("start", container="c4")]
     assert took >= 0.2 + 0.3  # held through both, then the quiet time
+
+
+PROXY_ID = "p" * 64
+A, B = "a" * 64, "b" * 64
+
+
+def kill(container: str) -> E.Event:
+    return E.Event("container", "kill", container, {"signal": "15"})
+
+
+@pytest.mark.parametrize(
+    ("batch", "stopping", "changed"),
+    [
+        pytest.param([READY], set(), set(), id="a port opened: Docker's last answer"),
+        pytest.param([kill(A)], {A}, set(), id="a kill: nothing to ask"),
+        pytest.param([kill(A), event("die", container=A)], {A}, set(), id="a stopping replica dies"),
+        pytest.param([event("start", container=A)], set(), {A}, id="a start: inspect it alone"),
+        pytest.param([event("start", container=A), READY], set(), {A}, id="a start beside a port"),
+        pytest.param([event("health_status", container=A), event("die", container=B)], set(), {A, B}, id="two"),
+        pytest.param([event(a, container=c) for a in ("start",) for c in "abcd"], set(), None, id="four: list"),
+        pytest.param([event("connect", "network", container=PROXY_ID)], set(), None, id="the proxy's network"),
+        pytest.param([event("start", container="")], set(), None, id="an event without a container"),
+        pytest.param([object()], set(), None, id="a template changed"),
+        pytest.param([END], set(), None, id="the stream ended"),
+    ],
+)
+def test_what_a_batch_asks_of_docker(batch: list[object], stopping: set[str], changed: set[str] | None) -> None:
+    watcher = Watcher(SETTINGS)
+    watcher._stopping = frozenset(stopping)
+    watcher._listed = (proxy(), [container(name, id=name) for name in (A, B)])
+    assert watcher._changed(batch, PROXY_ID) == changed
+
+
+@pytest.mark.parametrize(
+    ("batch", "changed"),
+    [
+        pytest.param([event("connect", "network", container="new")], set(), id="a new one's network: wait for start"),
+        pytest.param([event("disconnect", "network", container="new")], set(), id="... also a disconnect"),
+        pytest.param([event("die", container="new")], set(), id="a container never listed dies"),
+        pytest.param([event("start", container="new")], {"new"}, id="its start"),
+        pytest.param([event("connect", "network", container=A)], {A}, id="a listed one's network"),
+    ],
+)
+def test_only_a_start_brings_in_an_unlisted_container(batch: list[object], changed: set[str]) -> None:
+    watcher = Watcher(SETTINGS)
+    watcher._listed = (proxy(), [container("shop-web-1", id=A)])
+    assert watcher._changed(batch, PROXY_ID) == changed
+
+
+def test_before_the_first_list_everything_is_listed() -> None:
+    assert Watcher(SETTINGS)._changed([READY], PROXY_ID) is None

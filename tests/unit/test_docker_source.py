@@ -277,3 +277,23 @@ def test_proxy_from_inspect() -> None:
 )
 def test_is_not_found(error: BaseException, expected: bool) -> None:
     assert D.is_not_found(error) is expected
+
+
+@pytest.mark.parametrize(
+    ("labels", "project", "opted_in", "listed"),
+    [
+        pytest.param({"com.docker.compose.project": "shop"}, "shop", False, True, id="the proxy's project"),
+        pytest.param({"com.docker.compose.project": "other"}, "shop", False, False, id="another project"),
+        pytest.param({"com.docker.compose.project": "shop"}, "", False, False, id="the proxy has no project"),
+        pytest.param({}, "shop", False, False, id="no project label"),
+        pytest.param({"dynamic-nginx.enable": "true"}, "shop", True, True, id="opted in, scope all"),
+        pytest.param({"dynamic-nginx.enable": "yes"}, "shop", True, True, id="opted in with yes"),
+        pytest.param({"dynamic-nginx.enable": "true"}, "shop", False, False, id="opted in, scope project"),
+        pytest.param({"dynamic-nginx.enable": "false"}, "shop", True, False, id="opted out"),
+        pytest.param({"dynamic-nginx.enable": "TRUE"}, "shop", True, False, id="the list's filter is exact"),
+    ],
+)
+def test_is_listed_matches_the_list_filters(labels: dict[str, str], project: str, opted_in: bool, listed: bool) -> None:
+    container = Container(id="c" * 64, name="x", labels=labels, networks={}, exposed_ports=(), state="running")
+    assert D.is_listed(container, project, opted_in) is listed
+
