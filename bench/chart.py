@@ -25,6 +25,13 @@ def _pair(stat: dict[str, Any]) -> str:
     return f"{stat['median_s']:.2f} / {stat['max_s']:.2f} s ({stat['measured']})"
 
 
+def cpu_cell(throughput: dict[str, Any]) -> str:
+    cost = throughput.get("cpu_us_per_request")
+    if cost is None:
+        return "n/a"
+    return f"{cost:.0f} µs ({throughput['cpu_efficiency_to_static']:.2f})"
+
+
 def table(results: dict[str, Any]) -> str:
     """The README table: one row per figure, one column per variant."""
     v = results["variants"]
@@ -190,6 +197,12 @@ def table(results: dict[str, Any]) -> str:
                     )
                     for k in keys
                 ],
+            )
+        )
+        rows.append(
+            (
+                f"… proxy container's CPU per request, {what}: median µs (c's divided by it)",
+                [cpu_cell(v[k]["throughput"][kind]) for k in keys],
             )
         )
     head = "| | " + " | ".join(f"({k}) {v[k]['label']}" for k in keys) + " |"

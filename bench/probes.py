@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
@@ -293,17 +294,45 @@ def wait_serving(port: int, path: str, expected: set[str], timeout: float = 30.0
     )
 
 
-def wrk(port: int, seconds: int, path: str = "/") -> dict[str, Any]:
+def cpu_seconds(container_id: str) -> float | None:
+    """CPU time used so far by every process of a container, from its cgroup (v1 or v2)."""
+    root = Path("/sys/fs/cgroup")
+    for path, scale in (
+        (root / "cpuacct" / "docker" / container_id / "cpuacct.usage", 1e-9),
+        (root / "cpu,cpuacct" / "docker" / container_id / "cpuacct.usage", 1e-9),
+        (root / "system.slice" / f"docker-{container_id}.scope" / "cpu.stat", 1e-6),
+        (root / "docker" / container_id / "cpu.stat", 1e-6),
+    ):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if path.name == "cpu.stat":
+            fields = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+            return int(fields["usage_usec"]) * scale if "usage_usec" in fields else None
+        return int(text.strip()) * scale
+    return None
+
+
+def wrk(port: int, seconds: int, path: str = "/", container: str = "") -> dict[str, Any]:
+    """One wrk round; with `container`, also the CPU that container used per request."""
+    before = cpu_seconds(container) if container else None
     out = run(
         ["wrk", "-t2", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"], timeout=seconds + 60
     ).stdout
+    after = cpu_seconds(container) if container else None
+    total = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not rps:
         raise BenchError(f"no Requests/sec in wrk's output:\n{out}")
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    requests = int(total.group(1)) if total else 0
     return {
         "rps": float(rps.group(1)),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(int(n) for n in sockets.groups()) if sockets else 0,
+        "cpu_us_per_request": round((after - before) / requests * 1e6, 1)
+        if before is not None and after is not None and requests
+        else None,
     }

@@ -156,6 +156,27 @@ def throughput(runs: list[dict[str, Any]], static: list[dict[str, Any]]) -> dict
         "ratio_to_static": round(statistics.median(w["rps"] / s["rps"] for w, s in zip(runs, static)), 3),
         "round_ratios": [round(w["rps"] / s["rps"], 2) for w, s in zip(runs, static)],
         "errors": sum(w["non_2xx"] + w["socket_errors"] for w in runs),
+        **cpu_cost(runs, static),
+    }
+
+
+def cpu_cost(runs: list[dict[str, Any]], static: list[dict[str, Any]]) -> dict[str, Any]:
+    """The proxy container's CPU time per request (all its processes), and (c)'s divided by it.
+
+    Requests per second on a shared 2-core machine swing by a quarter from
+    round to round; CPU time per request does not depend on what else got the
+    cores, so it shows a few per cent. A ratio of 0.97 means this proxy needs
+    1/0.97 of (c)'s CPU per request: where the proxy is the bottleneck, 97% of
+    its throughput.
+    """
+    own = [w["cpu_us_per_request"] for w in runs if w.get("cpu_us_per_request")]
+    floor = [s["cpu_us_per_request"] for s in static if s.get("cpu_us_per_request")]
+    if not own or not floor:
+        return {"cpu_us_per_request": None, "cpu_efficiency_to_static": None}
+    return {
+        "cpu_us_per_request": round(statistics.median(own), 1),
+        "cpu_us_per_request_rounds": own,
+        "cpu_efficiency_to_static": round(statistics.median(floor) / statistics.median(own), 3),
     }
 
 
@@ -242,7 +263,8 @@ def measure(plan: Plan, projects: dict[str, Project], events: Events) -> dict[st
         for round_ in range(plan.wrk_reps):
             # Rotate the order each round, so no variant always follows the same one.
             for key in keys[round_ % len(keys) :] + keys[: round_ % len(keys)]:
-                raw[key][f"wrk_{kind}"].append(wrk(projects[key].port, plan.wrk_seconds, path))
+                proxy = projects[key].ids("proxy")[0]
+                raw[key][f"wrk_{kind}"].append(wrk(projects[key].port, plan.wrk_seconds, path, proxy))
 
     for p in projects.values():
         p.scale("web", 1)
@@ -318,6 +340,8 @@ def summarise(plan: Plan, raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "burst_at_most_3_reloads": burst.get("reloads_1_to_20") is not None and burst["reloads_1_to_20"] <= 3,
         "throughput_fast_backend_ge_0.97_of_static": a["throughput"]["fast"]["ratio_to_static"] >= 0.97,
         "throughput_demo_backend_ge_0.97_of_static": a["throughput"]["demo"]["ratio_to_static"] >= 0.97,
+        "cpu_per_request_fast_backend_within_1/0.97_of_static": (a["throughput"]["fast"]["cpu_efficiency_to_static"] or 0)
+        >= 0.97,
     }
     return {"variants": variants, "targets_for_a": targets}
 

@@ -160,9 +160,9 @@ def proxy_from_inspect(data: Mapping[str, Any]) -> Proxy:
 LISTED_STATES = frozenset({"running", "paused", "restarting"})
 
 
-def is_listed(container: Container, project: str, opted_in: bool) -> bool:
-    """True if containers() would list it: the same label filters, applied here."""
-    labels = container.labels
+def is_listed(labels: Mapping[str, str], project: str, opted_in: bool) -> bool:
+    """True if containers() would list a running container with these labels:
+    the same label filters, applied here."""
     in_project = bool(project) and labels.get(COMPOSE_PROJECT) == project
     return in_project or (opted_in and labels.get(f"{LABEL_PREFIX}enable") in TRUE)
 
@@ -260,7 +260,7 @@ class DockerSource:
                 if is_not_found(error):
                     continue
                 raise
-            if found.state in LISTED_STATES and is_listed(found, project, opted_in):
+            if found.state in LISTED_STATES and is_listed(found.labels, project, opted_in):
                 self._cache[container_id] = found
                 kept.append(found)
         return kept

@@ -81,7 +81,7 @@ def newest_mtime(folders: Iterable[Path]) -> float:
 
 
 BURST_AFTER = 2  # this many actions within the burst window make a burst
-RENAMED_QUIET = 0.01  # quiet needed when every notice was a rename into place
+RENAMED_QUIET = 0.005  # quiet needed when every notice was a rename into place
 
 
 def remaining(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import events as E
 from . import render, write
-from .docker_source import DockerSource, NotFound
+from .docker_source import DockerSource, NotFound, is_listed
 from .model import Container, Model, Proxy, build, referenced_upstreams
 from .readiness import Readiness
 from .settings import Settings
@@ -103,7 +103,7 @@ class Watcher:
         stream = source.subscribe()
         events: queue.Queue[object] = queue.Queue()
         self._queue = events
-        pump = threading.Thread(target=_pump, args=(stream, events), name="events", daemon=True)
+        pump = threading.Thread(target=_pump, args=(stream, events, self._relevant), name="events", daemon=True)
         pump.start()
         templates = TemplateWatch(self.settings.user_templates, events).start()  # edits render too
         try:
@@ -169,6 +169,23 @@ class Watcher:
                 if item.action == "start" or item.container in known:
                     ids.add(item.container)
         return ids if len(ids) <= MAX_INSPECTS else None
+
+    def _relevant(self, event: E.Event) -> bool:
+        """False for events about containers this proxy can never serve (another
+        project's, say): they would wake the watcher and count towards a burst.
+
+        Called from the event thread; it only reads the last list. Everything
+        is relevant until the first list; a network event of a container not
+        listed is not (if it is ours, its start follows).
+        """
+        listed = self._listed
+        if listed is None:
+            return True
+        proxy, containers = listed
+        if event.container == proxy.id or any(c.id == event.container for c in containers):
+            return True
+        opted_in = self.settings.scope == "all"
+        return event.type == "container" and is_listed(event.attributes, proxy.project, opted_in)
 
     def _port_opened(self) -> None:
         """Called from the readiness prober's thread."""
@@ -317,10 +334,11 @@ def _drain(events: queue.Queue[object]) -> list[object]:
             return items
 
 
-def _pump(stream: Iterable[E.Event], events: queue.Queue[object]) -> None:
+def _pump(stream: Iterable[E.Event], events: queue.Queue[object], relevant: Callable[[E.Event], bool]) -> None:
     try:
         for event in stream:
-            events.put(event)
+            if relevant(event):
+                events.put(event)
     except Exception as error:  # any read error means the same as the end: resync
         log.warning("event stream failed: %s", _one_line(error))
     finally:

@@ -170,3 +170,32 @@ def test_only_a_start_brings_in_an_unlisted_container(batch: list[object], chang
 
 def test_before_the_first_list_everything_is_listed() -> None:
     assert Watcher(SETTINGS)._changed([READY], PROXY_ID) is None
+
+
+def labelled(action: str, container: str, **labels: str) -> E.Event:
+    return E.Event("container", action, container, labels)
+
+
+@pytest.mark.parametrize(
+    ("event_", "scope", "relevant"),
+    [
+        pytest.param(labelled("start", "new", **{"com.docker.compose.project": "shop"}), "project", True, id="ours starts"),
+        pytest.param(labelled("start", "new", **{"com.docker.compose.project": "other"}), "project", False,
+                     id="another project's start: no wake-up, no burst"),
+        pytest.param(labelled("start", "new", **{"dynamic-nginx.enable": "true"}), "all", True, id="opted in, scope all"),
+        pytest.param(labelled("start", "new", **{"dynamic-nginx.enable": "true"}), "project", False,
+                     id="opted in, scope project"),
+        pytest.param(labelled("die", A), "project", True, id="a listed container, whatever its labels say"),
+        pytest.param(event("connect", "network", container=A), "project", True, id="a listed one's network"),
+        pytest.param(event("connect", "network", container="new"), "project", False, id="an unlisted one's network"),
+        pytest.param(event("disconnect", "network", container="proxy"), "project", True, id="the proxy's network"),
+    ],
+)
+def test_events_about_containers_never_served_are_dropped(event_: E.Event, scope: str, relevant: bool) -> None:
+    watcher = Watcher(dataclasses.replace(SETTINGS, scope=scope))
+    watcher._listed = (proxy(id="proxy"), [container("shop-web-1", id=A)])
+    assert watcher._relevant(event_) is relevant
+
+
+def test_before_the_first_list_every_event_is_relevant() -> None:
+    assert Watcher(SETTINGS)._relevant(labelled("start", "new", **{"com.docker.compose.project": "other"}))
