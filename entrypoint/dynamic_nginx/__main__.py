@@ -42,7 +42,8 @@ def _reload(settings: S.Settings) -> int:
     from .nginx import Nginx, read_command
     from .reloader import Reloader, log
 
-    reloader = Reloader(settings, Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file))
+    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file, settings.retire_early)
+    reloader = Reloader(settings, nginx)
     # A file mounted on its own is invisible to the folder watch: poll it.
     mounts.watch(reloader.folders(), reloader.debounce.notice, log.info)
     reloader.run()

@@ -13,7 +13,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 # nginx options that change which configuration is loaded; -t must see them too.
@@ -75,13 +75,23 @@ def children(pid: int, proc: Path = Path("/proc")) -> set[int]:
     return found
 
 
+def retire(pids: Iterable[int]) -> None:
+    """Graceful shutdown (QUIT) of these worker processes; those already gone are skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGQUIT)
+        except ProcessLookupError:
+            continue
+
+
 class Nginx:
     """Runs `nginx -t` with the container's own options and reloads the running master."""
 
-    def __init__(self, command: Sequence[str], pid_file: Path):
+    def __init__(self, command: Sequence[str], pid_file: Path, retire_early: bool = False):
         self.binary = command[0] if command else "nginx"
         self.options = config_args(command)
         self.pid_file = pid_file
+        self.retire_early = retire_early
 
     def test(self) -> TestResult:
         result = subprocess.run(
@@ -105,7 +115,15 @@ class Nginx:
             return None
 
     def reload(self, timeout: float = 10.0) -> bool:
-        """HUP the master and wait for a new worker generation; False if none appeared."""
+        """HUP the master and wait for a new worker generation; False if none appeared.
+
+        With retire_early, the old generation is then told to shut down
+        gracefully (QUIT, as the master itself will) at once. The master waits
+        100 ms before it does, and until then the old workers keep serving
+        their keep-alive clients with the old upstreams: a new replica's first
+        request would wait for it. The listening sockets stay open in the new
+        workers, so a connection arriving meanwhile waits in the backlog.
+        """
         pid = self.master_pid()
         if pid is None:
             return False
@@ -114,6 +132,8 @@ class Nginx:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if children(pid) - before:
+                if self.retire_early:
+                    retire(before)
                 return True
             time.sleep(0.002)  # a new generation appears within ~10 ms; every ms counts for a new replica
         return False

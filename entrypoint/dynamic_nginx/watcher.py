@@ -117,10 +117,11 @@ class Watcher:
                     if isinstance(event, E.Event):
                         self._apply(source, event)
                 changed = self._changed(batch, proxy.id)
-                due = time.monotonic() - self._resynced > self.settings.resync_interval
-                # A batch that needs no list (replicas leaving, a port that opened)
-                # is acted on first; a due resync waits for the next batch that asks Docker.
-                if not batch or (due and changed != set()):
+                since = time.monotonic() - self._resynced
+                # A due resync waits for a batch that lists anyway (or twice the
+                # interval): a start or a stop is not slowed by inspecting everything.
+                due = changed is None or since > 2 * self.settings.resync_interval
+                if not batch or (due and since > self.settings.resync_interval):
                     source.forget_all()  # periodic resync: trust nothing cached
                     self._resynced = time.monotonic()
                     changed = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import reloader
-from dynamic_nginx.nginx import Nginx, children, config_args, first_error, read_command
+from dynamic_nginx.nginx import Nginx, children, config_args, first_error, read_command, retire
 from dynamic_nginx.reloader import Reloader
 from support import needs_nginx, nginx_command, settings_in
 
@@ -238,3 +239,37 @@ def test_reloader_reloads_a_valid_config_and_refuses_a_broken_one(
     assert reload.apply() is False
     assert reload.reloads == 1
     assert nginx.master_pid() is not None  # still serving its last good configuration
+
+
+def test_retire_sends_quit_and_skips_processes_already_gone() -> None:
+    alive = subprocess.Popen(["sleep", "30"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    try:
+        retire([alive.pid, gone.pid])
+        assert alive.wait(10) == -signal.SIGQUIT
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+@needs_nginx
+def test_retire_early_reload_ends_the_old_generation_and_keeps_serving(
+    tmp_path: Path, running_nginx: tuple[list[str], Path]
+) -> None:
+    command, pid_file = running_nginx
+    nginx = Nginx(command, pid_file, retire_early=True)
+    master = nginx.master_pid() or 0
+    old = children(master)
+    assert nginx.reload() is True
+    deadline = time.monotonic() + 10
+    while children(master) & old and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not children(master) & old, "the old workers did not exit"
+    assert children(master), "no workers left"
+    with socket.socket(socket.AF_UNIX) as client:  # the new generation answers
+        client.settimeout(5)
+        client.connect(str(tmp_path / "http.sock"))
+        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert client.recv(64).startswith(b"HTTP/1.1 204")
+    assert "kill(" not in (tmp_path / "nginx.log").read_text(), "the master could not signal a worker"

@@ -50,6 +50,8 @@ def test_defaults() -> None:
         ),
         pytest.param("CONTAINER", " shop-proxy-1 ", "container", "shop-proxy-1", id="CONTAINER stripped"),
         pytest.param("PROJECT", "shop", "project", "shop", id="PROJECT"),
+        pytest.param("RETIRE_EARLY", "false", "retire_early", False, id="RETIRE_EARLY off"),
+        pytest.param("PROBE_PORTS", "no", "probe_ports", False, id="PROBE_PORTS off"),
         pytest.param("DEBOUNCE_MIN", "0", "debounce_min", 0.0, id="DEBOUNCE_MIN zero"),
         pytest.param("DEBOUNCE_MAX", "2.5", "debounce_max", 2.5, id="DEBOUNCE_MAX"),
         pytest.param("RELOAD_DEBOUNCE_MIN", "0.2", "reload_debounce_min", 0.2, id="RELOAD_DEBOUNCE_MIN"),
