@@ -128,6 +128,8 @@ class Membership:
     port: int | None
     server: ServerOptions
     options: UpstreamOptions
+    # Which labels made it (dynamic-nginx. or dynamic-nginx.<name>.), for messages only.
+    prefix: str = dataclasses.field(default=LABEL_PREFIX, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,13 +224,14 @@ CONTAINER_PARSERS: dict[str, Parser] = {
 }
 
 
-def _member(values: Mapping[str, object], upstream: str) -> Membership:
+def _member(values: Mapping[str, object], upstream: str, prefix: str = LABEL_PREFIX) -> Membership:
     port = values.get("port")
     return Membership(
         upstream=upstream,
         port=port if isinstance(port, int) else None,
         server=ServerOptions(**{k: v for k, v in values.items() if k in SERVER_PARSERS}),  # type: ignore[arg-type]
         options=UpstreamOptions(**{k: v for k, v in values.items() if k in UPSTREAM_PARSERS}),  # type: ignore[arg-type]
+        prefix=prefix,
     )
 
 
@@ -268,7 +271,10 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
                 + ", ".join(sorted({*CONTAINER_PARSERS, *MEMBER_PARSERS})),
             )
     explicit = container_level.get("upstream")
-    members = [_member(values, parse_upstream(container, LABEL_PREFIX + n, n)) for n, values in sorted(named.items())]
+    members = [
+        _member(values, parse_upstream(container, LABEL_PREFIX + n, n), f"{LABEL_PREFIX}{n}.")
+        for n, values in sorted(named.items())
+    ]
     if not named or explicit or "port" in own:
         if explicit is None and not service:
             label = LABEL_PREFIX + "upstream"

@@ -225,6 +225,7 @@ def choose_port(container: Container) -> int:
 class _Member:
     server: Server
     options: L.UpstreamOptions
+    prefix: str = L.LABEL_PREFIX  # the labels' prefix, for warnings
 
 
 def with_defaults(options: L.ServerOptions, defaults: L.ServerOptions) -> L.ServerOptions:
@@ -247,7 +248,7 @@ def members_of(
         port = membership.port if membership.port is not None else choose_port(container)
         options = with_defaults(membership.server, defaults)
         server = Server(f"{address}:{port}", port, network, container, options)
-        joined.append((membership.upstream, _Member(server, membership.options)))
+        joined.append((membership.upstream, _Member(server, membership.options, membership.prefix)))
     return joined
 
 
@@ -302,13 +303,14 @@ def resolve_options(name: str, members: list[_Member]) -> tuple[L.UpstreamOption
     chosen: dict[str, object] = {}
     warnings = []
     newest_first = sorted(members, key=_newest, reverse=True)
+    prefixes = sorted({m.prefix for m in members})
     for field in dataclasses.fields(L.UpstreamOptions):
         values = {m.server.container.name: _normal(field.name, getattr(m.options, field.name)) for m in newest_first}
         chosen[field.name] = getattr(newest_first[0].options, field.name) if newest_first else None
         if len(set(values.values())) > 1:
             listed = "; ".join(f"{c}: {_shown(v)}" for c, v in sorted(values.items()))
             warnings.append(
-                f"upstream {name}: replicas disagree on {L.LABEL_PREFIX}{field.name} ({listed}); "
+                f"upstream {name}: replicas disagree on {' / '.join(p + field.name for p in prefixes)} ({listed}); "
                 f"using {newest_first[0].server.container.name}'s, the newest container's"
             )
     return L.UpstreamOptions(**chosen), warnings  # type: ignore[arg-type]

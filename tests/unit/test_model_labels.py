@@ -123,6 +123,15 @@ def test_conflicting_options_newest_container_wins_and_a_warning_names_them_all(
     assert model.build(list(reversed(containers)), proxy()) == built
 
 
+def test_a_conflict_between_both_kinds_of_label_names_both() -> None:
+    pool = container("shop-api-1", service="api", ip="172.18.0.9", created=DAY2,
+                     labels=labelled({"upstream": "pool", "lb": "least_conn"}))
+    built = model.build([replica(1, DAY1, **{"pool.port": "8000", "pool.lb": "ip_hash"}), pool], proxy())
+    assert [w.split(" (")[0] for w in built.warnings] == [
+        "upstream pool.upstream: replicas disagree on dynamic-nginx.lb / dynamic-nginx.pool.lb"
+    ]
+
+
 def test_round_robin_and_unset_lb_agree() -> None:
     built = model.build([replica(1, DAY1, lb="round_robin"), replica(2, DAY2)], proxy())
     assert built.warnings == ()
@@ -533,7 +542,7 @@ def test_named_upstream_of_replicas_resolves_conflicts_like_any_other() -> None:
     assert upstream(built, "admin.upstream").lb == "random"
     assert built.warnings == (
         (
-            "upstream admin.upstream: replicas disagree on dynamic-nginx.lb (shop-web-1: random; shop-web-2: "
+            "upstream admin.upstream: replicas disagree on dynamic-nginx.admin.lb (shop-web-1: random; shop-web-2: "
             "round_robin); using shop-web-1's, the newest container's"
         ),
     )
