@@ -235,6 +235,26 @@ def _member(values: Mapping[str, object], upstream: str, prefix: str = LABEL_PRE
     )
 
 
+def _one_membership_each(container: str, members: list[Membership]) -> None:
+    """A container joins an upstream once: `dynamic-nginx.upstream=pool` beside
+    `dynamic-nginx.pool.*` (or `dynamic-nginx.web.*` in service web) would list
+    it twice, silently doubling its share."""
+    first: dict[str, Membership] = {}
+    for member in members:
+        if member.upstream in first:
+            name = member.upstream.removesuffix(".upstream")
+            raise LabelError(
+                container,
+                f"{member.prefix}*",
+                "",
+                "",
+                f"container {container}: labels {first[member.upstream].prefix}* and {member.prefix}* both "
+                f"put it into {member.upstream}; keep one of them (a container joins an upstream once, "
+                f"use dynamic-nginx.{name}.weight for a larger share). This container is left out.",
+            )
+        first[member.upstream] = member
+
+
 def decode(container: str, service: str, labels: Mapping[str, str]) -> ContainerLabels:
     """Validate and type every `dynamic-nginx.*` label of one container.
 
@@ -296,6 +316,7 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
             "with dynamic-nginx.<name>.* labels, options for the container's own upstream "
             "need dynamic-nginx.port or dynamic-nginx.upstream as well",
         )
+    _one_membership_each(container, members)
     enable = container_level.get("enable")
     network = container_level.get("network")
     gating = container_level.get("health_gating")

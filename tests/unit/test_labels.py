@@ -813,3 +813,31 @@ def test_a_hostile_label_key_still_gives_one_short_line(label: str) -> None:
     assert message.startswith(f"container {C}: label ")
     assert message.isprintable()
     assert len(message) < 600
+
+
+@pytest.mark.parametrize(
+    ("labels", "says"),
+    [
+        pytest.param(
+            {P + "upstream": "pool", P + "pool.port": "9000"},
+            "labels dynamic-nginx.* and dynamic-nginx.pool.* both put it into pool.upstream",
+            id="upstream=pool beside pool.*",
+        ),
+        pytest.param(
+            {P + "port": "8000", P + "web.port": "9000"},
+            "labels dynamic-nginx.* and dynamic-nginx.web.* both put it into web.upstream",
+            id="its own service's name as a named upstream",
+        ),
+    ],
+)
+def test_a_container_joins_an_upstream_once(labels: dict[str, str], says: str) -> None:
+    with pytest.raises(L.LabelError) as raised:
+        decode(labels)
+    assert says in str(raised.value)
+    assert str(raised.value).startswith("container shop-web-1: ")
+    assert "\n" not in str(raised.value)
+
+
+def test_different_upstreams_from_both_kinds_of_label_are_fine() -> None:
+    decoded = decode({P + "upstream": "pool", P + "admin.port": "9000"})
+    assert [m.upstream for m in decoded.memberships] == ["pool.upstream", "admin.upstream"]
