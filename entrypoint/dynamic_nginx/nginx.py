@@ -75,6 +75,21 @@ def children(pid: int, proc: Path = Path("/proc")) -> set[int]:
     return found
 
 
+MASTER_TITLE = b"nginx: master process"
+
+
+def find_master(proc: Path = Path("/proc")) -> int | None:
+    """The pid of the process titled `nginx: master process ...` (nginx sets that
+    title itself); None if there is none."""
+    for cmdline in sorted(proc.glob("[0-9]*/cmdline")):
+        try:
+            if cmdline.read_bytes().startswith(MASTER_TITLE):
+                return int(cmdline.parent.name)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def retire(pids: Iterable[int]) -> None:
     """Graceful shutdown (QUIT) of these worker processes; those already gone are skipped."""
     for pid in pids:
@@ -107,12 +122,14 @@ class Nginx:
         return TestResult(False, first_error(output))
 
     def master_pid(self) -> int | None:
+        """From the pid file; if a configuration of the user's moved it (`pid` in
+        nginx.conf), from the master's process title."""
         try:
             pid = int(self.pid_file.read_text().strip())
             os.kill(pid, 0)
             return pid
         except (OSError, ValueError):
-            return None
+            return find_master()
 
     def reload(self, timeout: float = 10.0) -> bool:
         """HUP the master and wait for a new worker generation; False if none appeared.

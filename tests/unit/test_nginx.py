@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import reloader
-from dynamic_nginx.nginx import Nginx, children, config_args, first_error, read_command, retire
+from dynamic_nginx.nginx import Nginx, children, config_args, find_master, first_error, read_command, retire
 from dynamic_nginx.reloader import Reloader
 from support import needs_nginx, nginx_command, settings_in
 
@@ -273,3 +273,27 @@ def test_retire_early_reload_ends_the_old_generation_and_keeps_serving(
         client.sendall(b"GET / HTTP/1.0\r\n\r\n")
         assert client.recv(64).startswith(b"HTTP/1.1 204")
     assert "kill(" not in (tmp_path / "nginx.log").read_text(), "the master could not signal a worker"
+
+
+@pytest.mark.parametrize(
+    ("processes", "master"),
+    [
+        pytest.param({"1": b"/usr/bin/python3\0-m\0supervisor", "40": b"nginx: master process nginx -g daemon off;"},
+                     40, id="the master among others"),
+        pytest.param({"41": b"nginx: worker process", "42": b"nginx\0-t\0-q"}, None, id="workers and nginx -t only"),
+        pytest.param({}, None, id="nothing running"),
+    ],
+)
+def test_find_master_by_its_title(tmp_path: Path, processes: dict[str, bytes], master: int | None) -> None:
+    for pid, cmdline in processes.items():
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "cmdline").write_bytes(cmdline)
+    (tmp_path / "self").mkdir()  # not a number: skipped
+    assert find_master(tmp_path) == master
+
+
+@needs_nginx
+def test_a_moved_pid_file_still_finds_the_master(tmp_path: Path, running_nginx: tuple[list[str], Path]) -> None:
+    command, pid_file = running_nginx
+    actual = int(pid_file.read_text())
+    assert Nginx(command, tmp_path / "elsewhere.pid").master_pid() == actual
