@@ -1,7 +1,9 @@
 """The watcher: Docker events in, rendered files in conf.d out.
 
-Every relevant event (debounced) triggers a full rebuild: list, model,
-render, write only what changed. A periodic resync covers the events the
+Every relevant event (debounced) triggers a full rebuild: model, render,
+write only what changed. Docker is asked only what the events may have
+changed (nothing for a kill, one inspect for a start, a list otherwise),
+so a rebuild stays fast when dockerd is busiest. A periodic resync covers the events the
 daemon drops, and losing the daemon only means reconnect-and-resync; the
 watcher never exits because Docker hiccupped. It knows nothing of nginx
 processes: the reloader notices the files.
@@ -302,7 +304,7 @@ class Watcher:
 
 
 def _adds(item: object) -> bool:
-    """True for what can only add a replica: a start, an unpause, a healthy, a port that opened."""
+    """True for what can only add a replica: a start, an unpause, a network connect, a port that opened."""
     return item is READY or (isinstance(item, E.Event) and E.is_addition(item))
 
 
