@@ -48,17 +48,21 @@ EXPOSE 80
 STOPSIGNAL SIGQUIT
 CMD ["nginx", "-g", "daemon off;"]
 
-# Unit tests with the exact runtime versions: docker build --target test.
+# The type check and the unit tests with the exact runtime versions (Debian's
+# python3-docker, -jinja2, -watchdog; Debian's mypy and pytest), so that they
+# need nothing installed on the host: docker build --target test.
 FROM runtime AS test
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        python3-pytest python3-hypothesis \
+        python3-pytest python3-hypothesis mypy \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml /src/pyproject.toml
 COPY README.md /src/README.md
+COPY entrypoint/dynamic_nginx/ /src/typecheck/dynamic_nginx/
 COPY tests/unit/ /src/tests/unit/
+COPY scripts/unit /src/scripts/unit
 WORKDIR /src
 ENTRYPOINT []
-CMD ["python3", "-m", "pytest", "tests/unit"]
+CMD ["scripts/unit"]
 
 FROM runtime
