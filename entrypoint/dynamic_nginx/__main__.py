@@ -15,6 +15,8 @@ import sys
 
 from . import settings as S
 
+FATAL = "fatal"  # in the run dir: why the container stops, for bin/start to say
+
 PROGRAMS = {
     "watch": "watcher",
     "render": "watcher",
@@ -42,8 +44,18 @@ def _reload(settings: S.Settings) -> int:
     from .nginx import Nginx, read_command
     from .reloader import Reloader, log
 
+    import signal
+    import threading
+
+    from .reloader import PID_FILE
+
     nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file, settings.retire_early)
     reloader = Reloader(settings, nginx)
+    # bin/start, the container's PID 1, passes a SIGHUP on to us: a handler only sets an event.
+    asked = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: asked.set())
+    threading.Thread(target=reloader.answer_requests, args=(asked,), name="sighup", daemon=True).start()
+    (settings.run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
     # A file mounted on its own is invisible to the folder watch: poll it.
     mounts.watch(reloader.folders(), reloader.debounce.notice, log.info)
     reloader.run()
@@ -71,7 +83,14 @@ def _check_and_wait(settings: S.Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):  # supervisord stops "nginx" with QUIT
         signal.signal(signum, lambda *_: stop.set())
     nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file)
-    return 0 if startup.wait_until_valid(settings, nginx, logging.getLogger("startup"), stop) else 1
+    try:
+        return 0 if startup.wait_until_valid(settings, nginx, logging.getLogger("startup"), stop) else 1
+    except startup.StillInvalid as error:
+        # run-nginx hands this line to the container's PID 1, which stops the container with it.
+        (settings.run_dir / FATAL).write_text(
+            f"nginx -t still fails after {startup.GIVE_UP_AFTER:.0f} s, so nginx cannot start: {error}\n"
+        )
+        return 3
 
 
 def _watch(settings: S.Settings) -> int:

@@ -26,6 +26,7 @@ log = logging.getLogger("reloader")
 CHANGE_TYPES = frozenset({"created", "modified", "deleted", "moved"})
 STARTED_STAMP = "nginx.started"
 RELOADED_STAMP = "nginx.reloaded"
+PID_FILE = "reloader.pid"  # in the run dir: where bin/start sends the container's SIGHUP
 
 
 def is_ignored(path: str) -> bool:
@@ -218,6 +219,20 @@ class Reloader:
         while True:
             self.debounce.settle()
             self.apply()
+
+    def answer_requests(self, asked: threading.Event) -> None:
+        """Turn each setting of `asked` (SIGHUP to the container) into a validated
+        reload, as the official image's nginx does, even when no file changed.
+
+        An nginx -t error is said again even if it was said before: whoever sent
+        the signal is waiting for the outcome.
+        """
+        while True:
+            asked.wait()
+            asked.clear()
+            log.info("SIGHUP: nginx -t, then reload")
+            self._last_error = ""
+            self.debounce.notice(renamed=True)
 
     def _changed_while_away(self) -> bool:
         """True if files changed after nginx last loaded them (we were restarted meanwhile)."""

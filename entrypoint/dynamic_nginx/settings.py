@@ -15,6 +15,7 @@ from typing import Any
 from . import labels as L
 
 PREFIX = "DYNAMIC_NGINX_"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class SettingsError(ValueError):
@@ -50,6 +51,7 @@ class Settings:
     resync_interval: float = 30.0
     nginx_pid_file: Path = Path("/run/nginx.pid")
     nginx_args_file: Path = Path("/run/dynamic-nginx/nginx.args")
+    log_level: str = "info"
 
     @property
     def server_defaults(self) -> L.ServerOptions:
@@ -127,6 +129,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "resync_interval": _seconds,
     "nginx_pid_file": lambda _n, raw: Path(raw),
     "nginx_args_file": lambda _n, raw: Path(raw),
+    "log_level": lambda n, raw: _choice(n, raw, LOG_LEVELS),
 }
 
 

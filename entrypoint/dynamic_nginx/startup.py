@@ -18,7 +18,8 @@ import glob
 import logging
 import re
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from . import lastgood
@@ -138,21 +139,33 @@ def fingerprint(folders: Iterable[Path]) -> frozenset[tuple[str, int, int]]:
 _PID_RE = re.compile(r"\b\d+#\d+: ")
 
 
+GIVE_UP_AFTER = 30.0  # seconds: long enough to fix a file by hand, short enough for a restart policy to act
+
+
+class StillInvalid(Exception):
+    """nginx -t still failed when the wait's bound ran out; the message is nginx's error."""
+
+
 def wait_until_valid(
     settings: Settings,
     nginx: Nginx,
     log: logging.Logger,
     stop: threading.Event,
     interval: float = 1.0,
+    give_up_after: float = GIVE_UP_AFTER,
+    clock: Callable[[], float] = time.monotonic,
 ) -> bool:
     """Return once `nginx -t` passes (generated files put back as in check()); True then.
 
     While a file that is not ours fails it, report it once and wait for any
     file under the watched folders to change, so that nginx starts as soon as
     the user fixes it instead of being restarted, and failing, every second.
-    False if `stop` is set first.
+    False if `stop` is set first. Raises StillInvalid once `give_up_after`
+    seconds have passed with the files still failing: a container that
+    cannot serve should exit, so that restart policies and alerts see it.
     """
     folders = [*settings.watch_dirs, settings.conf_dir]
+    deadline = clock() + give_up_after
     reported = ""
     while True:
         result = lastgood.test_and_repair(nginx, _copies(settings), log)
@@ -166,5 +179,8 @@ def wait_until_valid(
             reported = message
         before = fingerprint(folders)
         while fingerprint(folders) == before:
-            if stop.wait(interval):
+            left = deadline - clock()
+            if left <= 0:
+                raise StillInvalid(result.message)
+            if stop.wait(min(interval, left)):
                 return False
