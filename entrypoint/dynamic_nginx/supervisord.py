@@ -65,8 +65,8 @@ def restart_at_once() -> None:
             timeout = 0
         return poll(self, timeout)
 
-    options.ServerOptions.waitpid = reaping  # type: ignore[method-assign]
-    poller.Poller.poll = polling  # type: ignore[method-assign]
+    options.ServerOptions.waitpid = reaping
+    poller.Poller.poll = polling
 
 
 def main() -> int:
