@@ -172,7 +172,7 @@ class Outage:
             self.began = self._clock()
         line = describe(kind, self._where, one_line(error)) if kind != "not found" else one_line(error)
         if kind != self.kind:
-            self._log.error("%s; the last good upstreams stay served, retrying until it answers", line)
+            self._log.error("%s; upstreams stay as they are, retrying until it answers", line)
             self.kind = kind
         else:
             self._log.debug("still failing (attempt %d): %s", self.attempts, line)

@@ -49,15 +49,26 @@ class Engine:
                 "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
                 "--security-opt", "systempaths=unconfined", "-e", "DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1",
                 "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns", "host",
-                "--tmpfs", "/var/lib/docker:exec", "-e", f"ENGINE_NAME={self.name}",
-                "-e", "ENGINE_ARGS=" + ("--live-restore" if self.live_restore else "")]
+                "--tmpfs", "/var/lib/docker:exec", "-e", f"ENGINE_NAME={self.name}"]
         if self.min_api:
             args += ["-e", f"DOCKER_MIN_API_VERSION={self.min_api}"]
         for host_port, port in self.ports.items():
             args += ["-p", f"127.0.0.1:{host_port}:{port}"]
         run([*args, DIND_IMAGE])
         self.wait_ready(timeout)
+        self.set_live_restore(self.live_restore)
         return self
+
+    def set_live_restore(self, on: bool) -> None:
+        """Switch live-restore (a setting dockerd reloads on HUP): with it, containers outlive
+        a daemon restart; without it, they stop with the daemon."""
+        config = '{"live-restore": %s}' % ("true" if on else "false")
+        run(["docker", "exec", self.name, "sh", "-c",
+             f"mkdir -p /etc/docker && echo '{config}' > /etc/docker/daemon.json && kill -HUP $(cat /var/run/docker.pid)"])
+        wanted = "true" if on else "false"
+        wait_for(lambda: self.docker("info", "--format", "{{.LiveRestoreEnabled}}", check=False).stdout.strip()
+                 == wanted, 20, f"live-restore {wanted} in {self.name}", interval=0.2)
+        self.live_restore = on
 
     def wait_ready(self, timeout: float = 60) -> None:
         wait_for(lambda: self.docker("info", check=False).returncode == 0, timeout,

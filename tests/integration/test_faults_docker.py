@@ -276,3 +276,32 @@ def test_daemon_restart_with_live_restore_fails_no_request_and_events_are_follow
     assert any("Docker answers again" in line for line in watcher), watcher
     outage = [line for line in watcher if line.startswith("watcher: ERROR: Docker")]
     assert 1 <= len(outage) <= 2, f"the outage is logged once (twice if its kind changed): {outage}"
+
+
+def test_daemon_restart_without_live_restore_everything_comes_back_with_all_upstreams(app):
+    """Without live-restore, a daemon restart stops every container; restart policies bring
+    them back, the proxy with every replica in its upstreams and events followed."""
+    a, port = app
+    a.add()
+    a.add()
+    a.start_proxy()
+    wait_for(lambda: set(tally(port, 20)) == a.ids(), 30, "both replicas to be served", interval=0.05)
+    proxy = f"{a.project}-proxy-1"
+    started = a.engine.docker("inspect", "-f", "{{.State.StartedAt}}", proxy).stdout
+    a.engine.set_live_restore(False)
+    try:
+        restart = a.engine.restart_daemon()
+        back = time.monotonic()
+        record("nested dockerd restart (no live-restore): seconds until it answers again", round(restart, 2))
+        replicas = wait_for(lambda: len(a.ids()) == 2 and a.ids(), 60, "the replicas to be restarted")
+        wait_for(lambda: set(tally(port, 20)) == replicas, 60, "both restarted replicas to be served",
+                 interval=0.05)
+        record("nested dockerd restart (no live-restore): seconds from the daemon answering to all replicas served",
+               round(time.monotonic() - back, 2))
+        assert a.engine.docker("inspect", "-f", "{{.State.StartedAt}}", proxy).stdout != started, \
+            "the proxy was stopped with the daemon and started again by its restart policy"
+        a.add()
+        wait_for(lambda: set(tally(port, 30)) == a.ids(), 20, "a replica added afterwards to be served",
+                 interval=0.05)
+    finally:
+        a.engine.set_live_restore(True)
