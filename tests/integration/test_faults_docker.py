@@ -105,6 +105,9 @@ def test_docker_unreachable_at_start_nginx_serves_and_upstreams_answer_503_until
     assert len(first) == 1 and "answer 503" in first[0] and "app.upstream" in first[0], first
     assert "unreachable at unix:///var/run/host-docker/docker.sock" in first[0]
 
+    # Let the watcher fail for a while, so that its backoff has grown past the bound.
+    wait_for(lambda: "watcher: ERROR: Docker unreachable" in p.logs(), 20, "the watcher's outage line")
+    time.sleep(3)
     socket_proxy.start()
     reachable = time.monotonic()
     replicas = set(p.ids("app"))
@@ -114,9 +117,10 @@ def test_docker_unreachable_at_start_nginx_serves_and_upstreams_answer_503_until
     p.wait_serving(replicas)
     # The bound is 1 s; slack as above.
     assert served < 4.0, f"real upstreams came {served:.2f}s after Docker became reachable"
-    logs = p.logs()
-    assert logs.count("watcher: ERROR: Docker unreachable") == 1, "one line per outage, not one per retry"
-    assert "Docker answers again" in logs
+    watcher = [line for line in p.logs().splitlines() if line.startswith("watcher:")]
+    outage = [line for line in watcher if line.startswith("watcher: ERROR: Docker")]
+    assert len(outage) == 1 and "unreachable" in outage[0], f"one line per outage, not one per retry: {watcher}"
+    assert any("Docker answers again" in line for line in watcher), watcher
 
 
 def test_socket_proxy_stopped_while_running_keeps_upstreams_and_catches_up(project, socket_proxy):
@@ -144,7 +148,8 @@ def test_socket_proxy_stopped_while_running_keeps_upstreams_and_catches_up(proje
     record("socket proxy restart: requests failed", len(failures))
     record("socket proxy restart: requests made", len(load.outcomes))
     assert failures == [], failures[:5]
-    assert waited < 10
+    # The bound is about a second after Docker is back; slack for this noisy machine.
+    assert waited < 4.0, f"the replica added while Docker was away was served {waited:.2f}s after it came back"
     logs = p.logs()
     assert logs.count("watcher: ERROR: Docker unreachable") == 1, logs[-3000:]
     assert "Docker answers again" in logs
@@ -259,7 +264,6 @@ def test_daemon_restart_with_live_restore_fails_no_request_and_events_are_follow
         time.sleep(1)
         restart = a.engine.restart_daemon()
         record("nested dockerd restart (live-restore): seconds until it answers again", round(restart, 2))
-        time.sleep(1)
         a.add()
         added = time.monotonic()
         wait_for(lambda: load.served_by(len(load.snapshot()) - 20) == a.ids(), 20,
@@ -272,6 +276,9 @@ def test_daemon_restart_with_live_restore_fails_no_request_and_events_are_follow
     record("nested dockerd restart (live-restore): seconds from a replica's start to it being served",
            round(followed, 2))
     assert failures == [], failures[:5]
+    # Within about a second of Docker answering again (slack for this noisy machine), not
+    # after a backoff that grew while the daemon was down.
+    assert followed < 4.0, f"a replica started after the restart was served after {followed:.2f}s"
     watcher = [line for line in a.proxy_logs().splitlines() if line.startswith("watcher:")]
     assert any("Docker answers again" in line for line in watcher), watcher
     outage = [line for line in watcher if line.startswith("watcher: ERROR: Docker")]
