@@ -19,7 +19,9 @@ PROBE_EVERY = 0.5  # while backing off, how often to check whether Docker answer
 PROBE_TIMEOUT = 0.5
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-WATCHDOG_QUIET = 30.0  # seconds without an event before the watchdog pings Docker
+# Seconds without an event before the watchdog pings Docker: shorter than the
+# default resync interval, which would otherwise be the first to notice.
+WATCHDOG_QUIET = 15.0
 
 UNREACHABLE = "unreachable"
 NOT_ANSWERING = "not answering"

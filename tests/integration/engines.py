@@ -147,6 +147,13 @@ class SocketProxy:
     def stop(self) -> None:
         run(["docker", "stop", "-t", "2", self.name])
 
+    def freeze(self) -> None:
+        """A hung socket proxy: connections stay open (new ones too, in the backlog), nothing answers."""
+        run(["docker", "pause", self.name])
+
+    def thaw(self) -> None:
+        run(["docker", "unpause", self.name])
+
     def logs(self) -> str:
         result = run(["docker", "logs", self.name], check=False)
         return result.stdout + result.stderr

@@ -155,6 +155,40 @@ def test_socket_proxy_stopped_while_running_keeps_upstreams_and_catches_up(proje
     assert "Docker answers again" in logs
 
 
+def test_stalled_socket_proxy_keeps_upstreams_and_recovers_when_it_answers(project, socket_proxy):
+    """A hung socket proxy (paused: connections open, no answer) stalls the event stream
+    without ending it; the watchdog's ping notices, the upstreams stay, and
+    a change made meanwhile is applied soon after Docker answers again."""
+    socket_proxy.start()
+    p = behind(project, socket_proxy)
+    p.up(app=2)
+    before = p.ids("app")
+    p.wait_serving(before)
+    # The watcher follows the event stream (it starts after nginx, which the first render fed).
+    wait_for(lambda: "watcher: INFO: proxy container" in p.logs(), 20, "the watcher to follow events")
+    time.sleep(2)
+    with Load(p.port, clients=2, max_requests=20_000, max_seconds=120) as load:
+        socket_proxy.freeze()
+        try:
+            p.up(app=3)
+            # Quiet for the watchdog's period, then a ping that times out.
+            wait_for(lambda: "does not answer a ping" in p.logs(), 60,
+                     "the watchdog to notice that Docker does not answer", interval=1)
+            assert len(rendered_servers(p)) == 2, "the last good upstreams stay while Docker is stalled"
+        finally:
+            socket_proxy.thaw()
+        back = time.monotonic()
+        waited = p.wait_serving(p.ids("app"), timeout=30)
+        record("stalled socket proxy: seconds from it answering again to the new replica served",
+               round(time.monotonic() - back, 2))
+        time.sleep(0.5)
+    failures = load.failures()
+    record("stalled socket proxy: requests failed", len(failures))
+    record("stalled socket proxy: requests made", len(load.outcomes))
+    assert failures == [], failures[:5]
+    assert waited < 4.0, f"the replica added while Docker was stalled was served {waited:.2f}s after it answered"
+
+
 # ---- a nested engine: Docker 29's API floor, and a daemon restart
 
 
