@@ -91,7 +91,7 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
     """Render once. At start-up, a Docker that cannot be asked does not keep
     nginx from starting: every upstream the configuration mentions is rendered
     with no server (nginx answers 503 for it) until the watcher reaches Docker."""
-    from .docker_source import DockerSource
+    from .docker_source import DockerSource, NotFound
     from .watcher import Watcher
 
     log = logging.getLogger("watcher")
@@ -99,7 +99,7 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
     try:
         model = watcher.render_once(DockerSource.quick(FIRST_RENDER_TIMEOUT if start_up else 10.0))
     except Exception as error:  # start-up: report in one line, let the caller decide
-        if not start_up:
+        if not start_up or watcher.answered:  # Docker answered: what failed was not Docker
             log.error("first render failed: %s", " ".join(str(error).split()) or type(error).__name__)
             return 1
         from . import reconnect
@@ -109,7 +109,10 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
         except Exception as second:
             log.error("first render failed: %s; then without Docker: %s", reconnect.one_line(error), second)
             return 1
-        line = reconnect.describe(reconnect.classify(error), reconnect.endpoint(), reconnect.one_line(error))
+        if isinstance(error, NotFound):  # Docker answered: its message says what to fix
+            line = reconnect.one_line(error)
+        else:
+            line = reconnect.describe(reconnect.classify(error), reconnect.endpoint(), reconnect.one_line(error))
         names = ", ".join(u.name for u in model.upstreams) or "none"
         log.error("first render: %s; nginx starts, and these upstreams answer 503 until Docker answers: %s", line, names)
         return 0

@@ -115,6 +115,11 @@ class Watcher:
         proxy = source.find_self(self.settings.container)
         return self.sync(source, proxy.id)
 
+    @property
+    def answered(self) -> bool:
+        """True once Docker has answered a list: a failure after that is not Docker's."""
+        return self._listed is not None
+
     def render_without_docker(self) -> Model:
         """What the start-up render writes when Docker cannot be asked: no
         containers, so every upstream the configuration mentions exists and

@@ -164,3 +164,27 @@ def test_no_socket_fails_at_once_with_the_os_error(tmp_path: Path) -> None:
 )
 def test_older(a: str, b: str, expected: str) -> None:
     assert D.older(a, b) == expected
+
+
+def test_first_render_without_docker_writes_503_stubs_for_every_referenced_upstream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Docker unreachable at start: the render still writes a file, so nginx -t passes and
+    nginx starts; every upstream the user's config mentions exists, with the 503 server."""
+    from dynamic_nginx.__main__ import _render
+    from support import BUILTIN_NAME, settings_in
+
+    settings = settings_in(tmp_path)
+    (settings.conf_dir / "default.conf").write_text(
+        "server { location /static { return 200; } location / { proxy_pass http://app.upstream; } }\n"
+    )
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing/docker.sock")
+    with caplog.at_level("INFO", logger="watcher"):
+        assert _render(settings, start_up=True) == 0
+        assert _render(settings) == 1, "outside start-up, a failed render is a failure"
+    text = (settings.conf_dir / BUILTIN_NAME).read_text()
+    assert "upstream app.upstream {" in text and f"server unix:{settings.empty_socket};" in text
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2
+    assert errors[0].startswith(f"first render: Docker unreachable at unix://{tmp_path}/nothing/docker.sock")
+    assert errors[0].endswith("answer 503 until Docker answers: app.upstream")
