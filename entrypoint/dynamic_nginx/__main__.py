@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from . import settings as S
 
@@ -100,16 +101,40 @@ def _watch(settings: S.Settings) -> int:
     return 0
 
 
-def _render(settings: S.Settings) -> int:
-    from .docker_source import DockerSource
+# Per request, for the start-up render: a stalled engine must not hold nginx
+# back for long. If it runs out, nginx starts with 503s and the watcher catches up.
+FIRST_RENDER_TIMEOUT = 1.0
+
+
+def _render(settings: S.Settings, start_up: bool = False) -> int:
+    """Render once. At start-up, a Docker that cannot be asked does not keep
+    nginx from starting: every upstream the configuration mentions is rendered
+    with no server (nginx answers 503 for it) until the watcher reaches Docker."""
+    from .docker_source import DockerSource, NotFound
     from .watcher import Watcher
 
     log = logging.getLogger("watcher")
+    watcher = Watcher(settings)
     try:
-        model = Watcher(settings).render_once(DockerSource.quick())
+        model = watcher.render_once(DockerSource.quick(FIRST_RENDER_TIMEOUT if start_up else 10.0))
     except Exception as error:  # start-up: report in one line, let the caller decide
-        log.error("first render failed: %s", " ".join(str(error).split()) or type(error).__name__)
-        return 1
+        if not start_up or watcher.answered:  # Docker answered: what failed was not Docker
+            log.error("first render failed: %s", " ".join(str(error).split()) or type(error).__name__)
+            return 1
+        from . import reconnect
+
+        try:
+            model = watcher.render_without_docker()
+        except Exception as second:
+            log.error("first render failed: %s; then without Docker: %s", reconnect.one_line(error), second)
+            return 1
+        if isinstance(error, NotFound):  # Docker answered: its message says what to fix
+            line = reconnect.one_line(error)
+        else:
+            line = reconnect.describe(reconnect.classify(error), reconnect.endpoint(), reconnect.one_line(error))
+        names = ", ".join(u.name for u in model.upstreams) or "none"
+        log.error("first render: %s; nginx starts, and these upstreams answer 503 until Docker answers: %s", line, names)
+        return 0
     log.info("first render: %s", " ".join(f"{u.name}={len(u.servers)}" for u in model.upstreams) or "no upstreams")
     return 0
 
@@ -124,7 +149,7 @@ def _first_render(settings: S.Settings) -> int:
     import socket
     import time
 
-    status = _render(settings)
+    status = _render(settings, start_up=True)
     failed = settings.run_dir / "check.failed"  # run-nginx then waits for a fix before starting nginx
     try:
         if _check(settings) == 0:
@@ -164,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     except S.SettingsError as error:
         logging.getLogger(program).error("%s", error)
         return 2
-    commands = {
+    commands: dict[str, Callable[[S.Settings], int]] = {
         "watch": _watch,
         "render": _render,
         "first-render": _first_render,

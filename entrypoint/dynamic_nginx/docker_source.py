@@ -23,7 +23,9 @@ from .model import Container, Proxy
 
 MOUNTINFO_ID_RE = re.compile(r"/containers/([0-9a-f]{64})/")
 DEFAULT_SOCKET = "/var/run/docker.sock"
-API_VERSION = "1.41"
+# The newest API version whose answers this module has been checked against.
+# Never sent to an engine that is older (see SocketApi.negotiate).
+NEWEST_API_VERSION = "1.45"
 
 
 class NotFound(Exception):
@@ -44,31 +46,42 @@ def is_not_found(error: BaseException) -> bool:
 
 
 class SocketApi:
-    """Just the two GETs the first render needs, over the Unix socket, without docker-py.
+    """The few GETs the first render needs, over the Unix socket, without docker-py.
 
     Importing docker-py (and requests) costs about 0.2 s of CPU, which is most
     of the start-up budget: nginx must answer within half a second of the
     container starting, with the upstreams already rendered. The long-running
     watcher uses docker-py for everything.
+
+    The API version is negotiated as Docker's own CLI does, never pinned: one
+    unversioned `GET /_ping` (which every engine answers, whatever its API
+    floor) gives the engine's `Api-Version`, and requests then use the older
+    of that and NEWEST_API_VERSION, so an old engine is never asked for
+    something it does not know, and a new one (Docker 29 refuses anything
+    below 1.44) is not asked for a version it no longer serves. If an engine
+    still calls that version too old (its floor rose above what we know),
+    the engine's own version is used. The extra round trip is on a local
+    socket, once per object: cheap next to the import it saves.
     """
 
     def __init__(self, path: str = DEFAULT_SOCKET, timeout: float = 10.0):
         self.path = path
         self.timeout = timeout
+        self.version: str | None = None  # negotiated on first use
+        self.server_version: str | None = None
 
     @classmethod
-    def from_env(cls) -> SocketApi | None:
+    def from_env(cls, timeout: float = 10.0) -> SocketApi | None:
         """A SocketApi if DOCKER_HOST is unset or a unix:// URL, else None (use docker-py)."""
         host = os.environ.get("DOCKER_HOST", "")
         if not host:
-            return cls()
+            return cls(timeout=timeout)
         if host.startswith("unix://"):
-            return cls(host[len("unix://") :])
+            return cls(host[len("unix://") :], timeout)
         return None
 
-    def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        query = "?" + urllib.parse.urlencode(params) if params else ""
-        request = f"GET /v{API_VERSION}{path}{query} HTTP/1.0\r\nHost: docker\r\n\r\n"
+    def _request(self, target: str) -> tuple[int, dict[str, str], bytes]:
+        request = f"GET {target} HTTP/1.0\r\nHost: docker\r\n\r\n"
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
             sock.connect(self.path)
@@ -77,9 +90,40 @@ class SocketApi:
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
         head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
+        lines = head.decode("latin-1").split("\r\n")
+        status_fields = lines[0].split(" ", 2)
+        if len(status_fields) < 2 or not status_fields[1].isdigit():
+            raise ApiError(502, f"not an HTTP answer from {self.path}: {lines[0][:80]!r}")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(status_fields[1]), headers, body
+
+    def ping(self) -> None:
+        """`GET /_ping` (unversioned); raises unless the engine answers OK. Records its API version."""
+        status, headers, body = self._request("/_ping")
         if status != 200:
-            raise ApiError(status, body.decode(errors="replace").strip())
+            raise ApiError(status, _message(body))
+        self.server_version = headers.get("api-version") or None
+
+    def negotiate(self) -> str:
+        """The API version to use with this engine ("" for unversioned paths: the engine's own)."""
+        if self.version is None:
+            self.ping()
+            server = self.server_version
+            self.version = older(server, NEWEST_API_VERSION) if server else ""
+        return self.version
+
+    def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        query = "?" + urllib.parse.urlencode(params) if params else ""
+        version = self.negotiate()
+        status, _, body = self._request(f"/v{version}{path}{query}" if version else f"{path}{query}")
+        if status == 400 and b"too old" in body and self.server_version and version != self.server_version:
+            self.version = self.server_version  # the engine's floor is above what we know: use its own
+            return self._get(path, params)
+        if status != 200:
+            raise ApiError(status, _message(body))
         return json.loads(body)
 
     def inspect_container(self, container: str) -> Any:
@@ -87,6 +131,25 @@ class SocketApi:
 
     def containers(self, filters: Mapping[str, Any]) -> Any:
         return self._get("/containers/json", {"filters": json.dumps({k: [v] for k, v in filters.items()})})
+
+
+def older(a: str, b: str) -> str:
+    """The older of two API versions such as "1.41" and "1.45" (compared as numbers, not text)."""
+
+    def key(version: str) -> tuple[int, ...]:
+        return tuple(int(part) if part.isdigit() else 0 for part in version.split("."))
+
+    return a if key(a) <= key(b) else b
+
+
+def _message(body: bytes) -> str:
+    """Docker's `{"message": ...}` error text, or the body as it is."""
+    text = body.decode(errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    return str(data.get("message", text)) if isinstance(data, dict) else text
 
 
 def own_id_from_mountinfo(text: str) -> str | None:
@@ -183,12 +246,15 @@ class DockerSource:
         """Connect with docker-py, as its from_env does (DOCKER_HOST, DOCKER_TLS_VERIFY, ...)."""
         import docker  # slow to import: only the long-running watcher pays for it
 
-        return cls(docker.from_env(timeout=10).api)
+        # "auto": docker-py asks the engine's version (GET /version, unversioned)
+        # and uses it, so no engine from 20.10 to 29 refuses it. 7.1 does this
+        # by default; saying so keeps an older or newer docker-py from pinning.
+        return cls(docker.from_env(version="auto", timeout=10).api)
 
     @classmethod
-    def quick(cls) -> DockerSource:
+    def quick(cls, timeout: float = 10.0) -> DockerSource:
         """The fastest way to list once: the Unix socket directly when possible."""
-        api = SocketApi.from_env()
+        api = SocketApi.from_env(timeout)
         return cls(api) if api is not None else cls.from_env()
 
     def ping(self) -> None:

@@ -17,11 +17,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 
 from . import events as E
-from . import render, write
+from . import reconnect, render, write
 from .docker_source import DockerSource, NotFound, is_listed
 from .model import Container, Model, Proxy, build, referenced_upstreams
 from .readiness import Readiness
@@ -33,6 +33,7 @@ BURST_WINDOW = 2.0  # seconds in which burst_starts starts make a burst
 END = object()  # put on the queue when the event stream ends
 READY = object()  # put on the queue by the readiness prober when a new replica's port accepts
 MAX_CONFIG_BYTES = 1 << 20
+STABLE_SESSION = 5.0  # a stream that lasted longer ended for a reason: reconnect at once
 MAX_INSPECTS = 3  # more containers changed than this: one list is cheaper than an inspect each
 
 
@@ -75,41 +76,84 @@ class Watcher:
         self._listed: tuple[Proxy, list[Container]] | None = None  # the last answer from Docker
 
     def run(self) -> None:
-        """Serve forever: connect, follow events, and after any failure back off and start over."""
+        """Serve forever: connect, follow events, and after any failure start over.
+
+        While Docker is away the files stay as they are (the last good
+        upstreams keep serving); attempts back off with jitter up to
+        reconnect.BACKOFF_CAP and never give up, and while Docker is
+        unreachable a cheap probe cuts the wait short, so its return is noticed
+        at once even after a long outage. Each outage is logged once.
+        """
         write.remove_temp_files(self.settings.conf_dir)
-        backoff = 0.5
+        backoff = reconnect.Backoff()
+        outage = reconnect.Outage(log, reconnect.endpoint())
+        probe = reconnect.prober()
+
+        def connected() -> None:
+            outage.recovered()
+            backoff.reset()
+
         while True:
+            began = time.monotonic()
+            kind = ""
             try:
-                self._follow(self._connect())
-                backoff = 0.5
+                self._follow(self._connect(), connected)
                 log.warning("the Docker event stream ended; reconnecting and resyncing")
+                if time.monotonic() - began > STABLE_SESSION:
+                    continue  # a daemon restart, most likely: try again at once
             except NotFound as error:
-                log.error("%s", error)
+                kind = outage.failed(error, "not found")
             except Exception as error:  # whatever Docker did, never exit: retry
-                log.error(
-                    "cannot reach Docker (%s); is /var/run/docker.sock mounted? retrying in %.1fs",
-                    _one_line(error),
-                    backoff,
-                )
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+                kind = outage.failed(error)
+            # Only an absent Docker is worth probing for: one that answers but
+            # refuses, or errs, would pass the probe and be retried in a loop.
+            reachable = kind in (reconnect.UNREACHABLE, reconnect.NOT_ANSWERING)
+            reconnect.wait(backoff.next(), probe if reachable else None)
 
     def render_once(self, source: DockerSource) -> Model:
         """One full pass without events: what the entrypoint runs before nginx starts."""
         proxy = source.find_self(self.settings.container)
         return self.sync(source, proxy.id)
 
-    def _follow(self, source: DockerSource) -> None:
+    @property
+    def answered(self) -> bool:
+        """True once Docker has answered a list: a failure after that is not Docker's."""
+        return self._listed is not None
+
+    def render_without_docker(self) -> Model:
+        """What the start-up render writes when Docker cannot be asked: no
+        containers, so every upstream the configuration mentions exists and
+        answers 503, nginx -t passes, and whatever does not depend on Docker is
+        served. Only for start-up: later, while Docker is away, the files of
+        its last good answer stay as they are."""
+        self._listed = (Proxy(id="", name="", project=self.settings.project, networks=()), [])
+        return self.sync(DockerSource(None), "", set())  # an empty `changed`: Docker is not asked
+
+    def _follow(self, source: DockerSource, connected: Callable[[], None] = lambda: None) -> None:
         proxy = source.find_self(self.settings.container)
         log.info("proxy container %s, compose project %r", proxy.name, proxy.project or self.settings.project)
         stream = source.subscribe()
         events: queue.Queue[object] = queue.Queue()
         self._queue = events
-        pump = threading.Thread(target=_pump, args=(stream, events, self._relevant), name="events", daemon=True)
+
+        def stalled(error: BaseException) -> None:
+            log.warning(
+                "no Docker event for %.0fs and Docker does not answer a ping (%s); reconnecting",
+                watchdog.quiet,
+                _one_line(error),
+            )
+            stream.close()
+
+        watchdog = reconnect.Watchdog(source.ping, stalled)
+        heard = _heard(stream, watchdog)
+        pump = threading.Thread(target=_pump, args=(heard, events, self._relevant), name="events", daemon=True)
         pump.start()
+        stop_watchdog = threading.Event()
         templates = TemplateWatch(self.settings.user_templates, events).start()  # edits render too
         try:
             self.sync(source, proxy.id)
+            connected()
+            watchdog.start(stop_watchdog)
             while True:
                 batch = self._collect(events)
                 if log.isEnabledFor(logging.DEBUG):
@@ -131,6 +175,7 @@ class Watcher:
                 if ended:
                     return
         finally:
+            stop_watchdog.set()
             stream.close()
             templates.stop()
 
@@ -335,6 +380,13 @@ def _drain(events: queue.Queue[object]) -> list[object]:
             items.append(events.get_nowait())
         except queue.Empty:
             return items
+
+
+def _heard(stream: Iterable[E.Event], watchdog: reconnect.Watchdog) -> Iterator[E.Event]:
+    """The stream, telling the watchdog of every event."""
+    for event in stream:
+        watchdog.heard()
+        yield event
 
 
 def _pump(stream: Iterable[E.Event], events: queue.Queue[object], relevant: Callable[[E.Event], bool]) -> None:

@@ -344,7 +344,7 @@ def test_official_image_compose_file_works(project, compose, files, scripts, ans
     assert run(["docker", "inspect", "-f", "{{.State.Status}}", p.proxy_id()]).stdout.strip() == "running"
     assert restarts(p) == 0
     # No Docker socket in these files: nginx serves all the same, and the watcher says what is missing.
-    wait_for(lambda: "is /var/run/docker.sock mounted?" in p.logs(), 10, "the watcher's retry line")
+    wait_for(lambda: "Docker unreachable at unix:///var/run/docker.sock" in p.logs(), 10, "the watcher's retry line")
 
 
 def test_image_contract(images):
