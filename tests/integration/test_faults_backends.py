@@ -40,7 +40,7 @@ server {
 }
 """
 FLAP_PERIOD = 20.0
-FLAP_RELOAD_EVERY = 2.0  # the issue's bound: at most one reload every 2 s from a flapping backend
+FLAP_STARTS = 3  # starts within 30 s that make a container flapping (README, "Crash loops")
 
 
 def started(project, compose: str, files: dict[str, str] | None = None) -> tuple[Project, list[str]]:
@@ -125,7 +125,7 @@ def test_docker_stop_of_a_replica_that_ignores_sigterm_takes_it_out_for_good(pro
     assert stopped >= GRACE, "the replica did not ignore SIGTERM"
     assert_nothing_failed(load)
     assert load.served_by(mark) == {second}
-    assert "still runs" not in p.logs()
+    assert f"{name_of(first)} still runs" not in p.logs()
 
 
 def test_a_crash_looping_service_costs_bounded_reloads_and_the_healthy_one_keeps_serving(project):
@@ -146,6 +146,9 @@ def test_a_crash_looping_service_costs_bounded_reloads_and_the_healthy_one_keeps
     assert restarts >= 4, f"the service restarted only {restarts} times: it did not crash-loop"
     assert_nothing_failed(load)
     assert served == {first, second}
-    bound = int(FLAP_PERIOD / FLAP_RELOAD_EVERY)
+    # Before it is flapping each run costs at most two reloads (in, out); once flapping it is never
+    # added again, as it never runs through its hold. One more for slack. (The issue asks for at
+    # most one every 2 s: this is tighter.)
+    bound = 2 * (FLAP_STARTS - 1) + 1
     assert reloads <= bound, f"{reloads} reloads in {FLAP_PERIOD:.0f} s from {restarts} restarts"
     assert f"{name_of(flappy)} is flapping" in p.logs()
