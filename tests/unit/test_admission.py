@@ -6,6 +6,7 @@ import dataclasses
 import queue
 
 import pytest
+from dynamic_nginx import events as E
 from dynamic_nginx.admission import DOCKER_STOP_TIMEOUT, Flapping, Hold, Leaving
 from dynamic_nginx.settings import Settings
 from dynamic_nginx.watcher import WAKE, Watcher
@@ -209,3 +210,51 @@ def test_a_replica_past_its_grace_period_leaves_the_stopping_set(
     lines = [r.getMessage() for r in caplog.records]
     assert lines == (["shop-web-1 still runs 0.0 s after SIGTERM, past its 0 s stop grace period: back in its upstreams"]
                      if logged else [])
+
+
+def kill(signal: str) -> E.Event:
+    return E.Event("container", "kill", A, {"name": "shop-web-1", "signal": signal})
+
+
+@pytest.mark.parametrize(
+    ("events", "stop_signal", "lines"),
+    [
+        pytest.param(
+            [kill("15")],
+            "",
+            ["shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
+             " (back if Docker still runs it after its 10 s stop grace period)"],
+            id="docker stop: one line naming the container and the signal",
+        ),
+        pytest.param([kill("3")], "", [], id="a thread dump (QUIT): nothing"),
+        pytest.param([kill("1")], "", [], id="a reload (HUP): nothing"),
+        pytest.param([kill("15"), kill("9")], "", [
+            "shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
+            " (back if Docker still runs it after its 10 s stop grace period)"
+        ], id="SIGKILL at the end of the grace period: no second line"),
+        pytest.param(
+            [kill("15"), E.Event("container", "start", A, {"name": "shop-web-1"})],
+            "",
+            ["shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
+             " (back if Docker still runs it after its 10 s stop grace period)",
+             "shop-web-1 started again: back in its upstreams"],
+            id="docker restart: out, then back",
+        ),
+        pytest.param(
+            [E.Event("container", "start", A, {"name": "shop-web-1"})] * 3,
+            "",
+            ["shop-web-1 is flapping (3 starts within 30 s): it rejoins its upstreams only once it has run 2 s"],
+            id="a third start within the window: flapping, once",
+        ),
+    ],
+)
+def test_what_the_watcher_logs_about_a_replica(
+    events: list[E.Event], stop_signal: str, lines: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    watcher = Watcher(SETTINGS)
+    watcher._listed = (proxy(), [container("shop-web-1", id=A, stop_signal=stop_signal)])
+    with caplog.at_level("INFO", logger="watcher"):
+        for event in events:
+            watcher._admission(event, stop_signal, watcher._find(A))
+            watcher._stopping = E.update_stopping(watcher._stopping, event, stop_signal)
+    assert [r.getMessage() for r in caplog.records] == lines
