@@ -3,8 +3,15 @@
 It behaves like a careful real service on shutdown: on SIGTERM it stops
 accepting new connections at once, finishes the requests in flight, then
 exits. `?sleep=SECONDS` delays the answer (up to 10 s) to keep requests in flight.
+SIGQUIT prints a dump of every thread's stack and keeps serving, as a JVM does.
+
+`IGNORE_TERM=1` makes it ignore SIGTERM (it logs the signal and keeps serving),
+like a service that does not handle its stop signal: only Docker's SIGKILL at
+the end of the stop grace period ends it. Tests use it to check that a replica
+Docker still runs after that grace period is served again.
 """
 
+import faulthandler
 import http.server
 import os
 import signal
@@ -54,11 +61,16 @@ def main():
         server.socket.close()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    signal.signal(signal.SIGTERM, terminate)
+    if os.environ.get("IGNORE_TERM") == "1":
+        signal.signal(signal.SIGTERM, lambda signum, frame: print(f"backend {HOSTNAME}: SIGTERM ignored", flush=True))
+    else:
+        signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
     # Like most servers, HUP and USR1 mean "reload/reopen logs", not "stop".
     signal.signal(signal.SIGHUP, lambda signum, frame: print(f"backend {HOSTNAME}: SIGHUP ignored", flush=True))
     signal.signal(signal.SIGUSR1, lambda signum, frame: print(f"backend {HOSTNAME}: SIGUSR1 ignored", flush=True))
+    # A thread dump, not a stop (PID 1 without a handler would ignore QUIT; a JVM dumps its threads).
+    faulthandler.register(signal.SIGQUIT, all_threads=True)
     print(f"backend {HOSTNAME} listening on {PORT}", flush=True)
     try:
         server.serve_forever(poll_interval=0.05)

@@ -195,7 +195,15 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         health=str(health) if health else None,
         stop_signal=str(config.get("StopSignal") or ""),
         created=sortable_time(str(data.get("Created") or "")),
+        stop_timeout=_stop_timeout(config.get("StopTimeout")),
     )
+
+
+def _stop_timeout(value: Any) -> float | None:
+    """Config.StopTimeout in seconds; None when unset or not a whole number of seconds >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return float(value)
 
 
 def sortable_time(text: str) -> str:

@@ -1,8 +1,9 @@
 """Docker events as plain data, and what each one means for membership. No I/O.
 
 The event that matters most is `kill`: Docker emits it right after delivering
-the signal, before the process exits, so a terminating signal is our earliest
-notice that a replica is going away (it is "stopping" from then on).
+the signal, before the process exits, so the signal `docker stop` sends is our
+earliest notice that a replica is going away (it is "stopping" from then on).
+Any other signal (a thread dump, a log reopen, a reload) leaves it running.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ CONTAINER_ACTIONS = frozenset(
     {"start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "health_status"}
 )
 NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
-TERMINATING = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,14 +59,26 @@ def signal_number(text: str) -> int | None:
     return int(value) if value is not None else None
 
 
-def is_terminating(event: Event, stop_signal: str = "") -> bool:
-    """A `kill` whose signal ends the container: TERM, INT, QUIT, KILL or its StopSignal."""
+def kill_signal(event: Event) -> int | None:
+    """The signal number of a container's `kill` event; None for other events or an unreadable signal."""
     if event.type != "container" or event.action != "kill":
-        return False
-    number = signal_number(event.attributes.get("signal", ""))
+        return None
+    return signal_number(event.attributes.get("signal", ""))
+
+
+def is_terminating(event: Event, stop_signal: str = "") -> bool:
+    """A `kill` with a signal Docker stops this container with: its StopSignal, or SIGKILL.
+
+    `docker stop` sends the StopSignal (SIGTERM when unset or unreadable, as
+    Docker does), then SIGKILL after the grace period; `docker kill` sends
+    SIGKILL by default. Anything else (`docker kill -s QUIT` for a JVM thread
+    dump, HUP to reload, USR1 to reopen logs, QUIT to a container whose
+    StopSignal is not QUIT) is a message to a process that keeps running.
+    """
+    number = kill_signal(event)
     if number is None:
         return False
-    return number in TERMINATING or (bool(stop_signal) and number == signal_number(stop_signal))
+    return number in (signal.SIGKILL, signal_number(stop_signal) or signal.SIGTERM)
 
 
 def update_stopping(stopping: frozenset[str], event: Event, stop_signal: str = "") -> frozenset[str]:

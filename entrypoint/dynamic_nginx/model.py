@@ -23,6 +23,8 @@ class Container:
     `networks` maps network name to the container's IPv4 address there;
     `state` is Docker's state ("running", "paused", ...) or "stopping" once a
     terminating signal was seen; `health` is None without a HEALTHCHECK.
+    `stop_timeout` is its stop grace period in seconds, None when it sets none
+    (Docker's default applies).
     """
 
     id: str
@@ -34,6 +36,7 @@ class Container:
     health: str | None = None
     stop_signal: str = ""
     created: str = ""
+    stop_timeout: float | None = None
 
     @property
     def short_id(self) -> str:

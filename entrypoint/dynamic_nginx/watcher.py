@@ -15,6 +15,7 @@ import collections
 import dataclasses
 import logging
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from . import events as E
 from . import reconnect, render, write
+from .admission import Flapping, Leaving
 from .docker_source import DockerSource, NotFound, is_listed
 from .model import Container, Model, Proxy, build, referenced_upstreams
 from .readiness import Readiness
@@ -32,6 +34,7 @@ log = logging.getLogger("watcher")
 BURST_WINDOW = 2.0  # seconds in which burst_starts starts make a burst
 END = object()  # put on the queue when the event stream ends
 READY = object()  # put on the queue by the readiness prober when a new replica's port accepts
+WAKE = object()  # returned by _collect when a wait of the admission policies is over
 MAX_CONFIG_BYTES = 1 << 20
 STABLE_SESSION = 5.0  # a stream that lasted longer ended for a reason: reconnect at once
 MAX_INSPECTS = 3  # more containers changed than this: one list is cheaper than an inspect each
@@ -74,6 +77,8 @@ class Watcher:
         self._resynced = time.monotonic()
         self._queue: queue.Queue[object] | None = None
         self._listed: tuple[Proxy, list[Container]] | None = None  # the last answer from Docker
+        self._leaving = Leaving()  # signalled to stop: back if Docker still runs them after their grace period
+        self._flapping = Flapping()  # crash-looping: re-adds wait
 
     def run(self) -> None:
         """Serve forever: connect, follow events, and after any failure start over.
@@ -163,6 +168,10 @@ class Watcher:
                     if isinstance(event, E.Event):
                         self._apply(source, event)
                 changed = self._changed(batch, proxy.id)
+                recheck = self._waits_over()
+                if changed is not None and recheck:
+                    changed |= set(recheck)
+                    changed = changed if len(changed) <= MAX_INSPECTS else None
                 since = time.monotonic() - self._resynced
                 # A due resync waits for a batch that lists anyway (or twice the
                 # interval): a start or a stop is not slowed by inspecting everything.
@@ -172,6 +181,7 @@ class Watcher:
                     self._resynced = time.monotonic()
                     changed = None
                 self.sync(source, proxy.id, changed)
+                self._log_back(recheck)
                 if ended:
                     return
         finally:
@@ -180,7 +190,10 @@ class Watcher:
             templates.stop()
 
     def _apply(self, source: DockerSource, event: E.Event) -> None:
-        self._stopping = E.update_stopping(self._stopping, event, source.stop_signal(event.container))
+        listed = self._find(event.container)
+        stop_signal = listed.stop_signal if listed else source.stop_signal(event.container)
+        self._admission(event, stop_signal, listed)
+        self._stopping = E.update_stopping(self._stopping, event, stop_signal)
         # A kill changes nothing Docker reports until the die that follows; the
         # stopping set already has it. Keeping the cached inspect saves one API
         # call per replica when many are stopped at once (20 -> 1).
@@ -204,7 +217,7 @@ class Watcher:
         known = {c.id for c in self._listed[1]}
         ids: set[str] = set()
         for item in batch:
-            if item is READY:
+            if item is READY or item is WAKE:
                 continue
             if not isinstance(item, E.Event):
                 return None
@@ -247,9 +260,10 @@ class Watcher:
         A port that opened is acted on at once (it is the last step before a
         new replica can serve), unless replicas are arriving in a burst."""
         try:
-            first = events.get(timeout=self.settings.resync_interval or None)
+            first = events.get(timeout=self._first_wait())
         except queue.Empty:
-            return []
+            deadline = self._next_deadline()
+            return [WAKE] if deadline is not None and deadline <= time.monotonic() else []
         if first is READY and not self._in_burst():
             return [first, *_drain(events)]
         batch = [first]
@@ -321,6 +335,7 @@ class Watcher:
         proxy, containers = listed
         known = referenced_upstreams(config_texts(settings.watch_dirs + (settings.conf_dir,)))
         containers = mark_stopping(containers, self._stopping)
+        containers = mark(containers, self._flapping.held(c.id for c in containers), "starting")
         model = build(containers, proxy, known, settings.scope, settings.server_defaults)
         unready = self._readiness.unready(model) if settings.probe_ports else set()
         if unready:
@@ -340,6 +355,83 @@ class Watcher:
             )
         return model
 
+    def _admission(self, event: E.Event, stop_signal: str, listed: Container | None) -> None:
+        """Tell the admission policies what Docker did, and log a replica leaving or coming back.
+
+        Called before update_stopping, so "was it stopping" is still known.
+        """
+        container_id = event.container
+        name = event.attributes.get("name") or container_id[:12]
+        if E.is_terminating(event, stop_signal):
+            signal_name = _signal_name(E.kill_signal(event))
+            departure = self._leaving.kill(container_id, name, signal_name, listed.stop_timeout if listed else None)
+            if listed and listed.state == "running" and container_id not in self._stopping:
+                log.info(
+                    "%s received %s, the signal Docker stops it with: out of its upstreams"
+                    " (back if Docker still runs it after its %g s stop grace period)",
+                    name,
+                    signal_name,
+                    departure.grace,
+                )
+        elif event.type == "container" and event.action == "start":
+            if self._leaving.discard(container_id) and container_id in self._stopping:
+                log.info("%s started again: back in its upstreams", name)
+            hold = self._flapping.started(container_id)
+            if hold is not None and hold.new:
+                log.warning(
+                    "%s is flapping (%d starts within %g s): it rejoins its upstreams only once it has run %g s",
+                    name,
+                    hold.starts,
+                    hold.window,
+                    hold.seconds,
+                )
+        elif event.type == "container" and event.action == "destroy":
+            self._leaving.discard(container_id)
+            self._flapping.forget(container_id)
+
+    def _waits_over(self) -> dict[str, str]:
+        """Containers whose wait is over (a stop grace period, a flapping hold), to look at again.
+
+        They are out of the stopping set from now: if Docker still runs them,
+        the rebuild that follows serves them again. The value is the line to
+        log if it does.
+        """
+        over = {}
+        now = time.monotonic()
+        for container_id, departure in self._leaving.due().items():
+            self._stopping -= {container_id}
+            over[container_id] = (
+                f"{departure.name} still runs {now - departure.since:.1f} s after {departure.signal},"
+                f" past its {departure.grace:g} s stop grace period: back in its upstreams"
+            )
+        for container_id in self._flapping.released():
+            over.setdefault(container_id, "{name} ran through its flapping hold: stable again, back in its upstreams")
+        return over
+
+    def _log_back(self, recheck: dict[str, str]) -> None:
+        for container_id, line in recheck.items():
+            found = self._find(container_id)
+            if found is not None and found.state == "running":
+                log.info("%s", line.replace("{name}", found.name))
+
+    def _find(self, container_id: str) -> Container | None:
+        """The container as Docker last listed it, if it did."""
+        listed = self._listed
+        return next((c for c in listed[1] if c.id == container_id), None) if listed else None
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [d for d in (self._leaving.next_deadline(), self._flapping.next_deadline()) if d is not None]
+        return min(deadlines, default=None)
+
+    def _first_wait(self) -> float | None:
+        """How long _collect waits for a first item: until the resync, or the next deadline of a wait."""
+        resync = self.settings.resync_interval or None
+        deadline = self._next_deadline()
+        if deadline is None:
+            return resync
+        left = max(0.0, deadline - time.monotonic()) + 0.01  # so that it has passed when the wait ends
+        return left if resync is None else min(resync, left)
+
     def _report(self, problems: Iterable[str], warnings: Iterable[str] = ()) -> None:
         """Log each problem once while it lasts, so a resync does not repeat it."""
         current = {("error", line) for line in problems} | {("warning", line) for line in warnings}
@@ -351,6 +443,13 @@ class Watcher:
 def _adds(item: object) -> bool:
     """True for what can only add a replica: a start, an unpause, a network connect, a port that opened."""
     return item is READY or (isinstance(item, E.Event) and E.is_addition(item))
+
+
+def _signal_name(number: int | None) -> str:
+    try:
+        return signal.Signals(number or 0).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _how(changed: Collection[str] | None) -> str:

@@ -146,6 +146,7 @@ INSPECT: dict[str, Any] = {
         },
         "ExposedPorts": {"5353/udp": {}, "80/tcp": {}, "8000/tcp": {}},
         "StopSignal": "SIGUSR1",
+        "StopTimeout": 30,
     },
     "NetworkSettings": {
         "Bridge": "",
@@ -181,6 +182,7 @@ INSPECTED = Container(
     health="healthy",
     stop_signal="SIGUSR1",
     created="2026-11-25T20:55:41.517794302Z",
+    stop_timeout=30.0,
 )
 
 
@@ -227,6 +229,10 @@ def changed(**fields: Any) -> Container:
             id="paused",
         ),
         pytest.param(edited(("Config", "StopSignal"), ...), changed(stop_signal=""), id="no StopSignal"),
+        pytest.param(edited(("Config", "StopTimeout"), ...), changed(stop_timeout=None), id="no StopTimeout"),
+        pytest.param(edited(("Config", "StopTimeout"), 0), changed(stop_timeout=0.0), id="StopTimeout 0"),
+        pytest.param(edited(("Config", "StopTimeout"), "30"), changed(stop_timeout=None), id="StopTimeout text"),
+        pytest.param(edited(("Config", "StopTimeout"), -1), changed(stop_timeout=None), id="negative StopTimeout"),
         pytest.param(
             edited(("Created",), "2026-11-25T20:55:41.5Z"),
             changed(created="2026-11-25T20:55:41.500000000Z"),

@@ -126,18 +126,33 @@ def kill(signal_attribute: str | None, container_id: str = WEB_ID) -> Event:
     return Event("container", "kill", container_id, attributes)
 
 
+QUIT, INT, HUP, WINCH, USR2 = (str(int(s)) for s in (signal.SIGQUIT, signal.SIGINT, signal.SIGHUP, signal.SIGWINCH,
+                                                      signal.SIGUSR2))
+
+
 @pytest.mark.parametrize(
     ("event", "stop_signal", "terminating"),
     [
-        pytest.param(kill("15"), "", True, id="TERM"),
-        pytest.param(kill("2"), "", True, id="INT"),
-        pytest.param(kill(str(int(signal.SIGQUIT))), "", True, id="QUIT"),
-        pytest.param(kill("9"), "", True, id="KILL"),
-        pytest.param(kill("1"), "", False, id="HUP reloads, does not stop"),
-        pytest.param(kill(USR1), "", False, id="USR1"),
+        pytest.param(kill("15"), "", True, id="TERM stops a container without a StopSignal"),
+        pytest.param(kill("15"), "SIGTERM", True, id="TERM stops a container whose StopSignal is TERM"),
+        pytest.param(kill("9"), "", True, id="KILL always stops"),
+        pytest.param(kill("9"), "SIGQUIT", True, id="KILL stops whatever the StopSignal"),
+        pytest.param(kill(QUIT), "", False, id="QUIT is a thread dump when TERM stops the container"),
+        pytest.param(kill(QUIT), "SIGQUIT", True, id="QUIT stops a container whose StopSignal is QUIT (nginx)"),
+        pytest.param(kill("15"), "SIGQUIT", False, id="TERM does not stop what Docker stops with QUIT"),
+        pytest.param(kill(INT), "", False, id="INT is not how Docker stops it"),
+        pytest.param(kill(INT), "SIGINT", True, id="INT as StopSignal"),
+        pytest.param(kill(HUP), "", False, id="HUP reloads"),
+        pytest.param(kill(HUP), "SIGTERM", False, id="HUP reloads when TERM stops it"),
+        pytest.param(kill(USR1), "", False, id="USR1 reopens logs"),
+        pytest.param(kill(USR2), "", False, id="USR2"),
+        pytest.param(kill(WINCH), "", False, id="WINCH"),
         pytest.param(kill(USR1), "SIGUSR1", True, id="the container's own StopSignal"),
         pytest.param(kill(USR1), "USR1", True, id="StopSignal without SIG"),
-        pytest.param(kill(USR1), "bogus", False, id="unknown StopSignal"),
+        pytest.param(kill(USR1), USR1, True, id="StopSignal as a number"),
+        pytest.param(kill(USR1), "bogus", False, id="unknown StopSignal: Docker stops with TERM"),
+        pytest.param(kill("15"), "bogus", True, id="TERM with an unknown StopSignal"),
+        pytest.param(kill("SIGTERM"), "", True, id="signal attribute as a name"),
         pytest.param(kill(None), "", False, id="no signal attribute"),
         pytest.param(kill("bogus"), "SIGTERM", False, id="unreadable signal"),
         pytest.param(Event("container", "die", WEB_ID, {"signal": "15"}), "", False, id="die is not a kill"),
@@ -159,6 +174,8 @@ A, B = "a" * 64, "b" * 64
         pytest.param(frozenset(), kill("15", A), "", {A}, id="terminating kill adds"),
         pytest.param(frozenset({B}), kill("15", A), "", {A, B}, id="adds beside others"),
         pytest.param(frozenset(), kill("1", A), "", set(), id="HUP does not add"),
+        pytest.param(frozenset(), kill(QUIT, A), "", set(), id="QUIT (a thread dump) does not add"),
+        pytest.param(frozenset(), kill("9", A), "SIGQUIT", {A}, id="KILL adds"),
         pytest.param(frozenset(), kill(USR1, A), "SIGUSR1", {A}, id="kill with its StopSignal adds"),
         pytest.param(frozenset({A, B}), Event("container", "start", A, {}), "", {B}, id="start removes"),
         pytest.param(frozenset({A}), Event("container", "destroy", A, {}), "", set(), id="destroy removes"),
