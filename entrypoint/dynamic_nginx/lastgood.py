@@ -2,7 +2,8 @@
 
 After every `nginx -t` that passes, each generated file in conf.d (first line
 = MARKER) is copied to a store (`run_dir/good/`), so the store always holds
-versions nginx accepted. When `nginx -t` fails and nginx's message names a
+versions nginx accepted (best effort: a store that cannot be written, on a
+full disk say, is reported once and never keeps a reload from happening). When `nginx -t` fails and nginx's message names a
 generated file, that file gets its good copy back, or is removed if it has
 none (it is new since the last good test), and the test runs again. A file
 without the marker is the user's: it is never touched, its error is reported.
@@ -21,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from .marker import is_ours, replace
+from .marker import describe, is_ours, replace
 from .nginx import TestResult
 
 STORE = "good"
@@ -62,6 +63,7 @@ class GoodCopies:
     def __init__(self, folder: Path, store: Path):
         self.folder = folder
         self.store = store
+        self.store_error = ""  # why the last keep() could not store every copy; "" when it could
 
     def current(self) -> dict[str, bytes]:
         """Name -> bytes of every generated file in the folder now."""
@@ -85,21 +87,41 @@ class GoodCopies:
             if p.is_file() and not p.name.startswith(".")
         }
 
-    def keep(self, before: Mapping[str, bytes], after: Mapping[str, bytes]) -> None:
+    def keep(self, before: Mapping[str, bytes], after: Mapping[str, bytes]) -> list[str]:
         """Record a passed test: files that did not change while it ran become the good copies.
 
         `before` and `after` are `current()` taken just before and after the
         test; a file that changed in between was not necessarily what nginx
         tested, so its old good copy stays.
+
+        Best effort, never raises for the file system: returns one line per
+        copy that could not be stored or removed (path and errno). Such a
+        file keeps its older good copy, or none; the reload goes ahead.
         """
-        self.store.mkdir(parents=True, exist_ok=True)
-        good = self.good()
+        try:
+            self.store.mkdir(parents=True, exist_ok=True)
+            good = self.good()
+        except OSError as error:
+            return [f"cannot keep last good copies in {self.store}: {describe(error)}"]
+        failed = []
         for name, data in before.items():
             if after.get(name) == data and good.get(name) != data:
-                replace(self.store / name, data)
+                try:
+                    replace(self.store / name, data)
+                except OSError as error:
+                    # A half-stored copy is not good: better none than a wrong one.
+                    self._forget(name)
+                    failed.append(f"cannot keep a last good copy in {self.store / name}: {describe(error)}")
         for name in good:
             if name not in before and name not in after:
-                (self.store / name).unlink(missing_ok=True)
+                self._forget(name)
+        return failed
+
+    def _forget(self, name: str) -> None:
+        try:
+            (self.store / name).unlink(missing_ok=True)
+        except OSError:
+            pass  # a copy of a file that is gone is never put back: harmless
 
     def owns(self, path: Path) -> bool:
         """True if path is one of the generated files of the folder."""
@@ -149,14 +171,19 @@ def test_and_repair(nginx: Tester, copies: GoodCopies, log: logging.Logger) -> T
         before = copies.current()
         result = nginx.test()
         if result.ok:
-            copies.keep(before, copies.current())
+            _report_store(copies, copies.keep(before, copies.current()), log)
             return result
         blame = blamed(result.message)
         if blame is None or not copies.owns(blame.path):
             return result
         name = blame.path.name
         template = template_of(before.get(name, b""))
-        done = copies.put_back(name) or copies.put_back_all()
+        try:
+            done = copies.put_back(name) or copies.put_back_all()
+        except OSError as error:
+            log.error("nginx -t failed because of generated file %s line %d: %s; cannot put back its last "
+                      "good version: %s", blame.path, blame.line, result.message, describe(error))
+            return result
         if done is None:
             return result
         source = f" (rendered from template {template})" if template else ""
@@ -169,3 +196,15 @@ def test_and_repair(nginx: Tester, copies: GoodCopies, log: logging.Logger) -> T
             done,
         )
     return result
+
+
+def _report_store(copies: GoodCopies, failed: list[str], log: logging.Logger) -> None:
+    """The first line of a store failure, once while it lasts (it would repeat at every reload)."""
+    error = failed[0] if failed else ""
+    if error and error != copies.store_error:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        log.warning("%s%s; reloading anyway, but a broken generated file cannot be put back "
+                    "to a version that is not stored", error, more)
+    elif copies.store_error and not error:
+        log.info("last good copies are stored in %s again", copies.store)
+    copies.store_error = error

@@ -25,8 +25,19 @@ def replace(path: Path, data: bytes) -> None:
         os.chmod(temp, 0o644)
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        try:  # no temp file left behind; the caller hears of the first error, not of this one
+            Path(temp).unlink(missing_ok=True)
+        except OSError:
+            pass
         raise
+
+
+def describe(error: OSError) -> str:
+    """`[Errno 28] No space left on device`: the errno and its meaning, without the file
+    names Python appends (the caller names the file that matters, the final one)."""
+    if error.errno is None:
+        return " ".join(str(error).split()) or type(error).__name__
+    return f"[Errno {error.errno}] {error.strerror}"
 
 
 def is_ours(path: Path) -> bool:

@@ -4,12 +4,21 @@ It watches folders, not files (editors replace files atomically), and knows
 nothing of Docker: it reloads for any change, whoever made it. A failed
 `nginx -t` is reported and never reloads, so nginx keeps serving its last
 good configuration until the files are valid again.
+
+Events can be missed: inotify may be out of watches or instances (the host's
+fs.inotify limits are shared by every container of a user), and its queue
+may overflow, which watchdog drops silently. So the reloader falls back to
+polling when inotify cannot be had, and, whenever nothing is pending, it
+reconciles every RECONCILE_SECONDS: it compares a fingerprint of the watched
+files (name, size, mtime, inode: one stat each, no reads) with the one taken
+before the last `nginx -t`, and treats a difference as a change.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import stat
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -17,6 +26,8 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
 
 from . import lastgood
 from .nginx import Nginx
@@ -27,6 +38,8 @@ CHANGE_TYPES = frozenset({"created", "modified", "deleted", "moved"})
 STARTED_STAMP = "nginx.started"
 RELOADED_STAMP = "nginx.reloaded"
 PID_FILE = "reloader.pid"  # in the run dir: where bin/start sends the container's SIGHUP
+RECONCILE_SECONDS = 2.0  # how often, while idle, the watched files are compared with what was last tested
+POLL_SECONDS = 1.0  # the polling observer's interval, when inotify cannot be had
 
 
 def is_ignored(path: str) -> bool:
@@ -79,6 +92,55 @@ def newest_mtime(folders: Iterable[Path]) -> float:
             except OSError:
                 continue
     return newest
+
+
+Fingerprint = frozenset[tuple[str, int, int, int]]
+
+
+def fingerprint(folders: Iterable[Path], skip: Iterable[Path] = ()) -> Fingerprint:
+    """(path, size, mtime, inode) of every file nginx may read under the folders: one stat
+    per file, so cheap enough to take every few seconds. A file replaced by a rename
+    has a new inode even when its size and mtime look the same."""
+    skip = tuple(skip)
+    found = set()
+    for folder in folders:
+        for path in folder.rglob("*") if folder.is_dir() else ():
+            if is_ignored(str(path)) or _under(path, skip):
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                found.add((str(path), st.st_size, st.st_mtime_ns, st.st_ino))
+    return frozenset(found)
+
+
+def watch(handler: FileSystemEventHandler, folders: Sequence[Path]) -> BaseObserver:
+    """Start an inotify observer on the folders, or a polling one when inotify cannot be had
+    (the host's fs.inotify.max_user_watches or max_user_instances is used up)."""
+    observer = Observer()
+    for folder in folders:
+        observer.schedule(handler, str(folder), recursive=True)
+    try:
+        observer.start()
+        return observer
+    except OSError as error:
+        for emitter in list(observer.emitters):  # the folders whose watch did start
+            if emitter.is_alive():
+                emitter.stop()
+        log.warning(
+            "cannot watch %s with inotify (%s); polling them every %.0f s instead "
+            "(raise fs.inotify.max_user_watches or max_user_instances on the host to get inotify back)",
+            ", ".join(map(str, folders)),
+            " ".join(str(error).split()),
+            POLL_SECONDS,
+        )
+    polling = PollingObserver(timeout=POLL_SECONDS)
+    for folder in folders:
+        polling.schedule(handler, str(folder), recursive=True)
+    polling.start()
+    return polling
 
 
 BURST_AFTER = 2  # this many actions within the burst window make a burst
@@ -151,6 +213,10 @@ class Debounce:
             self._last = now
             self._pending.set()
 
+    def wait(self, timeout: float) -> bool:
+        """True once a notice is pending; False if none came within timeout."""
+        return self._pending.wait(timeout)
+
     def settle(self) -> None:
         """Block until a notice arrives and has settled, then clear it."""
         self._pending.wait()
@@ -199,6 +265,8 @@ class Reloader:
         )
         self.reloads = 0
         self._last_error = ""
+        self._copies = lastgood.GoodCopies(settings.conf_dir, settings.run_dir / lastgood.STORE)
+        self._tested: Fingerprint | None = None  # the watched files as they were at the last nginx -t
 
     def folders(self) -> list[Path]:
         folders = list(self.settings.watch_dirs)
@@ -208,15 +276,16 @@ class Reloader:
         return [f for f in folders if f.is_dir()]
 
     def run(self) -> None:
-        observer = Observer()
         handler = _Handler(self.debounce, [self.settings.user_templates])
-        for folder in self.folders():
-            observer.schedule(handler, str(folder), recursive=True)
-        observer.start()
+        watch(handler, self.folders())
         log.info("watching %s", ", ".join(map(str, self.folders())))
+        self._tested = self.fingerprint()
         if self._changed_while_away():
             self.debounce.notice()
         while True:
+            if not self.debounce.wait(RECONCILE_SECONDS):
+                self.reconcile()
+                continue
             self.debounce.settle()
             self.apply()
 
@@ -234,6 +303,17 @@ class Reloader:
             self._last_error = ""
             self.debounce.notice(renamed=True)
 
+    def fingerprint(self) -> Fingerprint:
+        return fingerprint(self.folders(), [self.settings.user_templates])
+
+    def reconcile(self) -> bool:
+        """Notice a change whose event never came (see the module's docstring); True if one did."""
+        if self._tested is None or self.fingerprint() == self._tested:
+            return False
+        log.info("files changed without a file event (inotify queue overflow?); testing them")
+        self.debounce.notice()
+        return True
+
     def _changed_while_away(self) -> bool:
         """True if files changed after nginx last loaded them (we were restarted meanwhile)."""
         stamps = [self.settings.run_dir / STARTED_STAMP, self.settings.run_dir / RELOADED_STAMP]
@@ -246,9 +326,9 @@ class Reloader:
         A generated file that nginx -t blames gets its last good version back
         (lastgood), so only the user's own files can keep a reload from happening.
         """
-        copies = lastgood.GoodCopies(self.settings.conf_dir, self.settings.run_dir / lastgood.STORE)
+        self._tested = self.fingerprint()  # before the test: a change during it is seen by reconcile()
         tested = time.monotonic()
-        result = lastgood.test_and_repair(self.nginx, copies, log)
+        result = lastgood.test_and_repair(self.nginx, self._copies, log)
         log.debug("nginx -t took %.0f ms", (time.monotonic() - tested) * 1000)
         if not result.ok:
             if result.message != self._last_error:
@@ -266,6 +346,9 @@ class Reloader:
             log.error("nginx did not start new workers after the reload signal; is nginx running?")
             return False
         self.reloads += 1
-        (self.settings.run_dir / RELOADED_STAMP).touch()
+        try:
+            (self.settings.run_dir / RELOADED_STAMP).touch()
+        except OSError:
+            pass  # only tells a restarted reloader what nginx has; it then tests once more
         log.info("reloaded nginx (#%d, %.0f ms)", self.reloads, (time.monotonic() - started) * 1000)
         return True

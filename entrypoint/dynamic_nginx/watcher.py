@@ -18,7 +18,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from . import events as E
@@ -38,6 +38,8 @@ WAKE = object()  # returned by _collect when a wait of the admission policies is
 MAX_CONFIG_BYTES = 1 << 20
 STABLE_SESSION = 5.0  # a stream that lasted longer ended for a reason: reconnect at once
 MAX_INSPECTS = 3  # more containers changed than this: one list is cheaper than an inspect each
+RETRY_WRITE = object()  # put on the queue when files that could not be written are due another try
+WRITE_RETRY_SECONDS = 1.0
 
 
 def config_texts(folders: Iterable[Path]) -> list[str]:
@@ -79,6 +81,8 @@ class Watcher:
         self._listed: tuple[Proxy, list[Container]] | None = None  # the last answer from Docker
         self._leaving = Leaving()  # signalled to stop: back if Docker still runs them after their grace period
         self._flapping = Flapping()  # crash-looping: re-adds wait
+        self._write_failed: frozenset[str] = frozenset()  # the write errors logged, while they last
+        self._write_retry: threading.Timer | None = None
 
     def run(self) -> None:
         """Serve forever: connect, follow events, and after any failure start over.
@@ -217,7 +221,7 @@ class Watcher:
         known = {c.id for c in self._listed[1]}
         ids: set[str] = set()
         for item in batch:
-            if item is READY or item is WAKE:
+            if item is READY or item is WAKE or item is RETRY_WRITE:
                 continue
             if not isinstance(item, E.Event):
                 return None
@@ -344,7 +348,7 @@ class Watcher:
         templates = render.find_templates([settings.user_templates, settings.builtin_templates])
         rendered = render.render_all(templates, model, settings)
         self._report(model.problems + tuple(rendered.errors.values()), model.warnings)
-        changes = write.sync(settings.conf_dir, rendered.outputs, keep=rendered.errors.keys())
+        changes = self._write(rendered.outputs, rendered.errors.keys())
         log.debug("sync (%s) took %.0f ms", _how(changed), (time.monotonic() - began) * 1000)
         if changes:
             log.info(
@@ -431,6 +435,28 @@ class Watcher:
             return resync
         left = max(0.0, deadline - time.monotonic()) + 0.01  # so that it has passed when the wait ends
         return left if resync is None else min(resync, left)
+    def _write(self, outputs: Mapping[str, str], keep: Collection[str]) -> write.Changes:
+        """write.sync, and for files it could not write (a full disk, a read-only
+        mount) one error line each while the failure lasts, and another render
+        from Docker's last answer every WRITE_RETRY_SECONDS until they are written.
+
+        A failed write says nothing about Docker: the connection stays up, and
+        nginx keeps the files it has.
+        """
+        changes = write.sync(self.settings.conf_dir, outputs, keep=keep)
+        failed = frozenset(changes.failed)
+        for line in sorted(failed - self._write_failed):
+            log.error("%s; nginx keeps its current configuration; retrying", line)
+        if self._write_failed and not failed:
+            log.info("files in %s can be written again", self.settings.conf_dir)
+        self._write_failed = failed
+        events = self._queue
+        retrying = self._write_retry is not None and self._write_retry.is_alive()
+        if failed and events is not None and not retrying:
+            self._write_retry = threading.Timer(WRITE_RETRY_SECONDS, events.put, (RETRY_WRITE,))
+            self._write_retry.daemon = True
+            self._write_retry.start()
+        return changes
 
     def _report(self, problems: Iterable[str], warnings: Iterable[str] = ()) -> None:
         """Log each problem once while it lasts, so a resync does not repeat it."""
