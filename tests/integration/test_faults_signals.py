@@ -4,6 +4,8 @@ traffic is possible, each bounded in time."""
 
 from __future__ import annotations
 
+import datetime
+import re
 import threading
 import time
 
@@ -235,3 +237,38 @@ def test_config_that_never_validates_stops_the_container_after_the_bound(project
     assert "nginx -t still fails after 30 s, so nginx cannot start:" in lines[0]
     assert "/etc/nginx/conf.d/broken.conf:1" in lines[0]
 
+
+
+def test_a_program_that_keeps_dying_is_restarted_with_backoff_then_stops_the_container(project):
+    p = site(project)
+    # Break the reloader for good (as a bad disk or a broken upgrade would), then kill it:
+    # every restart exits at once.
+    p.exec("sh", "-c", "f=/usr/lib/python3/dist-packages/dynamic_nginx/reloader.py;"
+                       " sed -i '1i import sys; sys.exit(3)' $f; rm -rf $(dirname $f)/__pycache__/reloader.*")
+    p.exec("sh", "-c", "kill -9 $(cat /run/dynamic-nginx/reloader.pid)")
+    started = time.monotonic()
+    with Load(p.port, clients=2, max_requests=20_000, max_seconds=90) as load:
+        wait_for(lambda: "dynamic-nginx: stopping the container:" in p.logs(), 80,
+                 "the container to stop after supervisord gives up on the reloader", interval=0.2)
+        gave_up = time.monotonic()
+        wait_for(lambda: exited(p), 20, "the proxy to stop")
+    stopped = gave_up - started
+    record("reloader dying at every start: seconds until the container stopped", round(stopped, 1))
+    assert exited(p) == "exited 1"
+    logs = p.logs()
+    respawns = logs.count("spawned: 'reloader'") - 1
+    # supervisord waits 1 s longer before each new try: with startretries=5 that is 1+2+3+4+5 s.
+    assert respawns <= 6, f"respawned {respawns} times: no backoff"
+    assert stopped >= 10, f"gave up after {stopped:.1f} s: no backoff"
+    assert "gave up: reloader entered FATAL state" in logs
+    lines = [line for line in logs.splitlines() if "dynamic-nginx: stopping the container:" in line]
+    assert len(lines) == 1 and "supervisord gave up on reloader" in lines[0], lines
+    # nginx served all the while the reloader was away, until supervisord gave up (its log line's
+    # time, on the load's clock: the stop that follows ends the load's connections).
+    stamp = re.search(r"^(\S+ \S+),(\d+) INFO gave up: reloader", logs, re.M)
+    assert stamp, "supervisord's FATAL line"
+    fatal_at = datetime.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc).timestamp() + int(stamp.group(2)) / 1000
+    fatal_at += time.monotonic() - time.time()
+    served = [o for o in load.snapshot() if o.at < fatal_at]
+    assert served and all(o.status == 200 for o in served), [o for o in served if o.status != 200][:5]
