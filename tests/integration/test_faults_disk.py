@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from harness import SITE, WEB, Load, Project, record, wait_for
+from harness import PROXY, SITE, WEB, Load, Project, record, wait_for
 
 UPSTREAMS = "/etc/nginx/conf.d/dynamic-nginx-upstreams.conf"
 
@@ -28,16 +28,7 @@ services:
 """ + WEB
 
 # The run dir, where the reloader keeps its last good copies, is a 1 MiB tmpfs.
-FULL_RUN_DIR = """
-version: "3.8"
-services:
-  proxy:
-    image: {image}
-    ports: ["127.0.0.1:{port}:80"]
-    volumes:
-      - /var/run/docker.sock:/var/run/docker.sock:ro
-      - ./conf.d:/etc/nginx/conf.d
-    tmpfs:
+FULL_RUN_DIR = PROXY + """    tmpfs:
       - /run/dynamic-nginx:size=1m
 """ + WEB
 
