@@ -66,6 +66,11 @@ def parse_port(container: str, label: str, value: str) -> int:
 
 
 MAX_VALUE = 256
+# Hard bounds on what one container's labels may ask for: each upstream costs a
+# shared-memory zone in every nginx worker generation, so a label set is capped
+# rather than trusted. Constants, not settings: no honest container comes near.
+MAX_UPSTREAMS_PER_CONTAINER = 16
+MAX_LABELS = 256
 # nginx takes each unit at most once, largest first; fail_timeout is in whole seconds.
 _TIME_UNITS = r"(?=[0-9])(?:[0-9]{1,6}d)?(?:[0-9]{1,6}h)?(?:[0-9]{1,6}m)?(?:[0-9]{1,6}s)?"
 SECONDS_RE = re.compile(rf"[0-9]{{1,6}}|{_TIME_UNITS}")
@@ -130,6 +135,9 @@ class Membership:
     options: UpstreamOptions
     # Which labels made it (dynamic-nginx. or dynamic-nginx.<name>.), for messages only.
     prefix: str = dataclasses.field(default=LABEL_PREFIX, compare=False)
+    # True when the labels name the upstream (dynamic-nginx.upstream or dynamic-nginx.<name>.*),
+    # False for the service's own `<service>.upstream`: ownership rules differ.
+    explicit: bool = dataclasses.field(default=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +232,9 @@ CONTAINER_PARSERS: dict[str, Parser] = {
 }
 
 
-def _member(values: Mapping[str, object], upstream: str, prefix: str = LABEL_PREFIX) -> Membership:
+def _member(
+    values: Mapping[str, object], upstream: str, prefix: str = LABEL_PREFIX, explicit: bool = True
+) -> Membership:
     port = values.get("port")
     return Membership(
         upstream=upstream,
@@ -232,6 +242,7 @@ def _member(values: Mapping[str, object], upstream: str, prefix: str = LABEL_PRE
         server=ServerOptions(**{k: v for k, v in values.items() if k in SERVER_PARSERS}),  # type: ignore[arg-type]
         options=UpstreamOptions(**{k: v for k, v in values.items() if k in UPSTREAM_PARSERS}),  # type: ignore[arg-type]
         prefix=prefix,
+        explicit=explicit,
     )
 
 
@@ -268,6 +279,12 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
     own: dict[str, object] = {}
     container_level: dict[str, object] = {}
     named: dict[str, dict[str, object]] = {}
+    ours = sum(1 for label in labels if label.startswith(LABEL_PREFIX))
+    if ours > MAX_LABELS:
+        raise LabelError(
+            container, LABEL_PREFIX + "*", "", "", f"container {container}: it has {ours} {LABEL_PREFIX}* labels, "
+            f"more than the {MAX_LABELS} allowed; remove the ones it does not need. This container is left out."
+        )
     for label in sorted(labels):
         if not label.startswith(LABEL_PREFIX):
             continue
@@ -307,7 +324,8 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
                 container, COMPOSE_SERVICE, service, "a service name usable as an upstream name, "
                 f"or set {LABEL_PREFIX}upstream"
             )
-        members.insert(0, _member(own, str(explicit) if explicit else upstream_name(service)))
+        name = str(explicit) if explicit else upstream_name(service)
+        members.insert(0, _member(own, name, explicit=bool(explicit)))
     elif own:
         raise LabelError(
             container,
@@ -317,6 +335,12 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
             "need dynamic-nginx.port or dynamic-nginx.upstream as well",
         )
     _one_membership_each(container, members)
+    if len(members) > MAX_UPSTREAMS_PER_CONTAINER:
+        raise LabelError(
+            container, f"{LABEL_PREFIX}<name>.*", "", "", f"container {container}: its labels put it into "
+            f"{len(members)} upstreams, more than the {MAX_UPSTREAMS_PER_CONTAINER} allowed per container; "
+            "split it into services or drop dynamic-nginx.<name>.* labels. This container is left out."
+        )
     enable = container_level.get("enable")
     network = container_level.get("network")
     gating = container_level.get("health_gating")

@@ -117,6 +117,9 @@ class Model:
 
 SAFE_COMMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")
 SCOPES = ("project", "all")
+# Each upstream is a shared-memory zone in every nginx worker generation: however
+# many containers and labels ask, no more than this are written. Not a setting.
+MAX_UPSTREAMS = 1000
 # nginx rejects `backup` servers with these balancing methods.
 NO_BACKUP_LB = ("hash", "ip_hash", "random")
 REFERENCE_RE = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9][A-Za-z0-9_.-]*\.upstream)(?![A-Za-z0-9_.-])", re.I)
@@ -229,6 +232,7 @@ class _Member:
     server: Server
     options: L.UpstreamOptions
     prefix: str = L.LABEL_PREFIX  # the labels' prefix, for warnings
+    explicit: bool = False  # named by a label, not the service's own upstream
 
 
 def with_defaults(options: L.ServerOptions, defaults: L.ServerOptions) -> L.ServerOptions:
@@ -251,35 +255,59 @@ def members_of(
         port = membership.port if membership.port is not None else choose_port(container)
         options = with_defaults(membership.server, defaults)
         server = Server(f"{address}:{port}", port, network, container, options)
-        joined.append((membership.upstream, _Member(server, membership.options, membership.prefix)))
+        member = _Member(server, membership.options, membership.prefix, membership.explicit)
+        joined.append((membership.upstream, member))
     return joined
 
 
-def check_ownership(container: Container, upstreams: Iterable[str], owners: Mapping[str, str]) -> None:
-    """A container may not join the upstream named after another service.
+def owners_of(containers: Iterable[Container], proxy: Proxy, services: Iterable[str] = ()) -> dict[str, str]:
+    """`<service>.upstream` -> service, for every service of the proxy's own project.
 
-    Labels come with images too: without this rule any container in scope
-    could put itself into `web.upstream` and take a share of web's traffic.
-    Group services under a name of your own instead (`dynamic-nginx.upstream=pool`).
+    `services` are the project's services known to exist with no container
+    listed at the moment (scaled to 0, being recreated): a name stays its
+    service's whether or not a replica runs. Other projects own nothing here.
     """
-    for name in upstreams:
-        owner = owners.get(name)
-        if owner is not None and owner != container.service.lower():
-            raise Excluded(
-                f"container {container.name}: its labels would put it into {name}, which belongs to "
-                f"service {owner}; only {owner}'s containers may join it. Choose another upstream "
-                "name; left out"
-            )
+    own = [c.service for c in containers if proxy.project and c.project == proxy.project]
+    return {L.upstream_name(s): s.lower() for s in [*services, *own] if L.is_name(s)}
 
 
-def _upstream_names(container: Container) -> list[str]:
+def refusal(container: Container, name: str, explicit: bool, proxy: Proxy, owners: Mapping[str, str]) -> str | None:
+    """Why the container may not join upstream `name`, as one log line; None if it may.
+
+    Labels come with images too: `<service>.upstream` belongs to that service
+    of the proxy's project, and nothing else joins it by label. A container of
+    another project (or none) joins only names its labels give and that no
+    service here owns, so a neighbour's `web` never merges into our `web`.
+    """
+    owner = owners.get(name)
+    in_project = bool(proxy.project) and container.project == proxy.project
+    if in_project and (owner is None or owner == container.service.lower()):
+        return None
+    if not in_project and owner is None and explicit:
+        return None
+    if owner is not None:
+        return (
+            f"container {container.name}: its labels would put it into {name}, which belongs to service "
+            f"{owner} of project {proxy.project}; only {owner}'s containers may join it (even while it has none "
+            f"running). Name another upstream with {L.LABEL_PREFIX}upstream; left out of {name}"
+        )
+    return (
+        f"container {container.name} (project {container.project or 'none'}): it would join {name} only by its "
+        f"service name; outside the proxy's project ({proxy.project or 'none'}) a container joins only an upstream "
+        f"it names: set {L.LABEL_PREFIX}upstream=<name>; left out of {name}"
+    )
+
+
+def _upstream_names(container: Container, proxy: Proxy, owners: Mapping[str, str]) -> list[str]:
     """The upstreams a container would join, for keeping them (503) while it is not live."""
     try:
         decoded = L.decode(container.name, container.service, container.labels)
     except L.LabelError:
         # Its labels are bad, but its service's upstream must still exist (answering 503).
-        return [L.upstream_name(container.service)] if L.is_name(container.service) else []
-    return [m.upstream for m in decoded.memberships] if decoded.enable is not False else []
+        wanted = [(L.upstream_name(container.service), False)] if L.is_name(container.service) else []
+    else:
+        wanted = [(m.upstream, m.explicit) for m in decoded.memberships] if decoded.enable is not False else []
+    return [name for name, explicit in wanted if refusal(container, name, explicit, proxy, owners) is None]
 
 
 def _sort_key(server: Server) -> tuple[int, str, str, int]:
@@ -352,41 +380,55 @@ def build(
     extra_upstreams: Iterable[str] = (),
     scope: str = "project",
     defaults: L.ServerOptions = L.ServerOptions(),
+    services: Iterable[str] = (),
 ) -> Model:
     """Group live, in-scope containers into upstreams (`<service>.upstream` by default).
 
     `extra_upstreams` are names that must exist even with no container (ones
-    the user's config refers to, or that we served before), so nginx answers
-    503 for them instead of failing to load the configuration. `defaults`
-    fills the server parameters a container's labels leave unset.
+    the user's config refers to), so nginx answers 503 for them instead of
+    failing to load the configuration. `defaults` fills the server parameters
+    a container's labels leave unset. `services` names services of the proxy's
+    project that own their upstream though no container of theirs is listed.
+    An upstream exists only while a container or an extra name needs it, and
+    at most MAX_UPSTREAMS of them.
     """
-    groups: dict[str, list[_Member]] = {name.lower(): [] for name in extra_upstreams if L.is_name(name)}
+    extra = {name.lower() for name in extra_upstreams if L.is_name(name)}
+    groups: dict[str, list[_Member]] = {name: [] for name in extra}
     problems: list[str] = []
     warnings: list[str] = []
     included: list[Container] = []
     candidates = sorted((c for c in containers if in_scope(c, proxy, scope)), key=lambda c: (c.name, c.id))
-    owners = {L.upstream_name(c.service): c.service.lower() for c in candidates if L.is_name(c.service)}
+    owners = owners_of(candidates, proxy, services)
     for container in candidates:
         if not is_live(container, health_gating(container)):
-            for name in _upstream_names(container):
+            for name in _upstream_names(container, proxy, owners):
                 groups.setdefault(name, [])
             continue
         try:
             joined = members_of(container, proxy, defaults)
         except (Excluded, L.LabelError) as error:
             problems.append(str(error))
-            for name in _upstream_names(container):  # keep its upstreams: 503, not a broken config
+            for name in _upstream_names(container, proxy, owners):  # keep its upstreams: 503, not a broken config
                 groups.setdefault(name, [])
             continue
-        try:
-            check_ownership(container, [name for name, _ in joined], owners)
-        except Excluded as error:
-            problems.append(str(error))
-            continue
+        allowed = []
         for name, member in joined:
+            refused = refusal(container, name, member.explicit, proxy, owners)
+            if refused is None:
+                allowed.append((name, member))
+            else:
+                problems.append(refused)
+        for name, member in allowed:
             groups.setdefault(name, []).append(member)
-        if joined:
+        if allowed:
             included.append(container)
+    groups, dropped = _capped(groups, extra)
+    if dropped:
+        problems.append(
+            f"{len(groups) + len(dropped)} upstreams wanted, more than the {MAX_UPSTREAMS} served at most; "
+            f"left out: {', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''} (empty ones first, then by name). "
+            "Remove dynamic-nginx.<name>.* labels or containers nobody needs"
+        )
     upstreams = []
     for name, members in sorted(groups.items()):
         upstream, more_problems, more_warnings = _combine(name, members)
@@ -400,3 +442,14 @@ def build(
         problems=tuple(problems),
         warnings=tuple(warnings),
     )
+
+
+def _capped(groups: dict[str, list[_Member]], needed: set[str]) -> tuple[dict[str, list[_Member]], list[str]]:
+    """At most MAX_UPSTREAMS groups: names the user's config refers to first (nginx
+    refuses a config naming a missing upstream), then served ones, then stubs; by name within each."""
+    if len(groups) <= MAX_UPSTREAMS:
+        return groups, []
+    order = sorted(groups, key=lambda n: (n not in needed, not groups[n], n))
+    kept = set(order[:MAX_UPSTREAMS])
+    dropped = sorted(order[MAX_UPSTREAMS:], key=lambda n: (bool(groups[n]), n))
+    return {n: m for n, m in groups.items() if n in kept}, dropped

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from . import events as E
-from . import reconnect, render, write
+from . import marker, reconnect, render, write
 from .admission import Flapping, Leaving
 from .docker_source import DockerSource, NotFound, is_listed
 from .model import Container, Model, Proxy, build, referenced_upstreams
@@ -42,13 +42,17 @@ RETRY_WRITE = object()  # put on the queue when files that could not be written 
 WRITE_RETRY_SECONDS = 1.0
 
 
-def config_texts(folders: Iterable[Path]) -> list[str]:
-    """The text of every `*.conf` under the folders (ours included), for reference scanning."""
+def config_texts(folders: Iterable[Path], pattern: str = "*.conf") -> list[str]:
+    """The text of every user file matching `pattern` under the folders, for reference scanning.
+
+    Files we generated are skipped: counting their `upstream` blocks as
+    references would keep every upstream ever served, across restarts too.
+    """
     texts = []
     for folder in folders:
-        for path in sorted(folder.rglob("*.conf")) if folder.is_dir() else ():
+        for path in sorted(folder.rglob(pattern)) if folder.is_dir() else ():
             try:
-                if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES:
+                if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES and not marker.is_ours(path):
                     texts.append(path.read_text(errors="replace"))
             except OSError:
                 continue
@@ -79,6 +83,8 @@ class Watcher:
         self._resynced = time.monotonic()
         self._queue: queue.Queue[object] | None = None
         self._listed: tuple[Proxy, list[Container]] | None = None  # the last answer from Docker
+        # Services of the proxy's project seen since start: each keeps owning its upstream at 0 replicas.
+        self._services: set[str] = set()
         self._leaving = Leaving()  # signalled to stop: back if Docker still runs them after their grace period
         self._flapping = Flapping()  # crash-looping: re-adds wait
         self._write_failed: frozenset[str] = frozenset()  # the write errors logged, while they last
@@ -337,14 +343,17 @@ class Watcher:
         elif changed:
             listed = self._listed = (listed[0], source.refresh(listed[1], changed, listed[0].project, opted_in))
         proxy, containers = listed
-        known = referenced_upstreams(config_texts(settings.watch_dirs + (settings.conf_dir,)))
+        # User files and user templates (their output is ours, their text is the user's) say what must exist.
+        users = config_texts(settings.watch_dirs + (settings.conf_dir,))
+        known = referenced_upstreams(users + config_texts((settings.user_templates,), "*.j2"))
+        self._services |= {c.service for c in containers if proxy.project and c.project == proxy.project}
         containers = mark_stopping(containers, self._stopping)
         containers = mark(containers, self._flapping.held(c.id for c in containers), "starting")
-        model = build(containers, proxy, known, settings.scope, settings.server_defaults)
+        model = build(containers, proxy, known, settings.scope, settings.server_defaults, self._services)
         unready = self._readiness.unready(model) if settings.probe_ports else set()
         if unready:
             containers = mark(containers, unready, "starting")
-            model = build(containers, proxy, known, settings.scope, settings.server_defaults)
+            model = build(containers, proxy, known, settings.scope, settings.server_defaults, self._services)
         templates = render.find_templates([settings.user_templates, settings.builtin_templates])
         rendered = render.render_all(templates, model, settings)
         self._report(model.problems + tuple(rendered.errors.values()), model.warnings)

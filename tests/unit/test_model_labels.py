@@ -292,6 +292,13 @@ def test_enable_true_changes_nothing_inside_the_project() -> None:
     assert members(model.build([replica(1, enable="true")], proxy())) == {"web.upstream": ["shop-web-1"]}
 
 
+IMPLICIT = (
+    "container blog-api-1 (project blog): it would join api.upstream only by its service name; outside the "
+    "proxy's project (shop) a container joins only an upstream it names: set dynamic-nginx.upstream=<name>; "
+    "left out of api.upstream"
+)
+
+
 def other_project(labels: Mapping[str, str], **fields: object) -> Container:
     return container(
         "blog-api-1", service="api", project="blog", ip="172.18.0.20", labels=labelled(labels), **fields
@@ -318,23 +325,23 @@ def plain(labels: Mapping[str, str], **fields: object) -> Container:
         pytest.param(
             other_project({"enable": "true"}),
             "all",
-            {"api.upstream": ["blog-api-1"]},
-            "",
-            id="another project opts in",
+            {},
+            IMPLICIT,
+            id="another project opts in, but joins no upstream by its service name alone",
         ),
         pytest.param(
             other_project({"enable": "yes"}),
             "all",
-            {"api.upstream": ["blog-api-1"]},
-            "",
-            id="enable=yes opts in",
+            {},
+            IMPLICIT,
+            id="enable=yes opts in, but joins no upstream by its service name alone",
         ),
         pytest.param(
             other_project({"enable": "ON"}),
             "all",
-            {"api.upstream": ["blog-api-1"]},
-            "",
-            id="enable=ON opts in",
+            {},
+            IMPLICIT,
+            id="enable=ON opts in, but joins no upstream by its service name alone",
         ),
         pytest.param(
             other_project({"enable": "true", "upstream": "blog"}),
@@ -400,7 +407,7 @@ def test_scope_all_opt_in(
 
 def test_opted_in_containers_sit_beside_the_project_ones() -> None:
     built = model.build(
-        [replica(1), other_project({"enable": "true"}), plain({"enable": "true", "upstream": "pool"})],
+        [replica(1), other_project({"enable": "true", "upstream": "api"}), plain({"enable": "true", "upstream": "pool"})],
         proxy(),
         scope="all",
     )
