@@ -1,12 +1,14 @@
 """Last good copies of the files we generate, put back when `nginx -t` blames one.
 
 After every `nginx -t` that passes, each generated file in conf.d (first line
-= MARKER) is copied to a store (`run_dir/good/`), so the store always holds
-versions nginx accepted (best effort: a store that cannot be written, on a
+= MARKER, and its name in the watcher's record, marker.RECORD) is copied to a
+store (`run_dir/good/`), so the store always holds versions nginx accepted (best effort: a store that cannot be written, on a
 full disk say, is reported once and never keeps a reload from happening). When `nginx -t` fails and nginx's message names a
 generated file, that file gets its good copy back, or is removed if it has
 none (it is new since the last good test), and the test runs again. A file
-without the marker is the user's: it is never touched, its error is reported.
+without the marker, or with it under a name the watcher did not write (a
+copy that pins a generated file), is the user's: it is never touched, its
+error is reported.
 
 Shared by the reloader (every reload) and the start-up check (before nginx
 starts), so neither a running proxy nor a restarted one is ever stuck on a
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from .marker import describe, is_ours, replace
+from .marker import describe, is_ours, recorded, replace
 from .nginx import TestResult
 
 STORE = "good"
@@ -60,16 +62,18 @@ def template_of(data: bytes) -> str:
 class GoodCopies:
     """The generated files of one folder, and their last good copies in a store folder."""
 
-    def __init__(self, folder: Path, store: Path):
+    def __init__(self, folder: Path, store: Path, record: Path | None = None):
         self.folder = folder
         self.store = store
+        # The watcher's record of the names it wrote; None: every file with the marker counts.
+        self.record = record
         self.store_error = ""  # why the last keep() could not store every copy; "" when it could
 
     def current(self) -> dict[str, bytes]:
         """Name -> bytes of every generated file in the folder now."""
         found: dict[str, bytes] = {}
         for path in sorted(self.folder.iterdir()) if self.folder.is_dir() else ():
-            if path.name.startswith(".") or not path.is_file() or not is_ours(path):
+            if path.name.startswith(".") or not path.is_file() or not self._ours(path):
                 continue
             try:
                 found[path.name] = path.read_bytes()
@@ -129,7 +133,12 @@ class GoodCopies:
             inside = path.parent.resolve() == self.folder.resolve()
         except OSError:
             return False
-        return inside and not path.name.startswith(".") and is_ours(path)
+        return inside and not path.name.startswith(".") and self._ours(path)
+
+    def _ours(self, path: Path) -> bool:
+        if self.record is not None and path.name not in recorded(self.record, self.folder):
+            return False
+        return is_ours(path)
 
     def put_back(self, name: str) -> str | None:
         """Give one file its good copy back, or remove it if it has none; what was done, or

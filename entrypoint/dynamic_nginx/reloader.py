@@ -30,6 +30,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from . import lastgood
+from .marker import RECORD
 from .nginx import Nginx
 from .settings import Settings
 
@@ -265,7 +266,9 @@ class Reloader:
         )
         self.reloads = 0
         self._last_error = ""
-        self._copies = lastgood.GoodCopies(settings.conf_dir, settings.run_dir / lastgood.STORE)
+        self._copies = lastgood.GoodCopies(
+            settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / RECORD
+        )
         self._tested: Fingerprint | None = None  # the watched files as they were at the last nginx -t
 
     def folders(self) -> list[Path]:

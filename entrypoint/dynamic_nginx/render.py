@@ -4,6 +4,12 @@ Each `NAME.j2` template found in the template folders renders to `NAME` in
 conf.d. A user folder comes first, so a mounted template with a built-in's
 name replaces it. Every output starts with MARKER, which is how the writer
 knows which files in conf.d are ours to replace or remove.
+
+Templates, the user's and the built-in ones alike, run in Jinja2's immutable
+sandbox: the watcher that renders them holds the Docker socket, so a template
+may read the documented context and nothing else (no Python internals, no
+file system through the Paths in `settings`). Breaking out is a render error
+naming the template, and its previous output stays.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import jinja2
+import jinja2.sandbox
 
 from . import marker
 from .model import Model
@@ -45,8 +52,24 @@ def find_templates(folders: Iterable[Path]) -> dict[str, Path]:
     return found
 
 
+# What a template may read of a path in `settings`: the pure parts. Every other attribute
+# (read_text, open, unlink, glob, ...) would reach the file system of the process that
+# holds the Docker socket.
+_PATH_ATTRIBUTES = frozenset({"name", "stem", "suffix", "suffixes", "parent", "parents", "parts", "as_posix"})
+
+
+class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox (no underscore attributes, no str.format tricks, no
+    mutation of lists and dicts), with paths reduced to their pure parts."""
+
+    def is_safe_attribute(self, obj: object, attr: str, value: object) -> bool:
+        if isinstance(obj, PurePath) and attr not in _PATH_ATTRIBUTES:
+            return False
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+
 def _environment(folder: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    return _Sandbox(
         loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -65,8 +88,9 @@ def _error_line(path: Path, error: Exception) -> str:
                 line = frame[1]
                 break
     where = f"{path}:{line}" if line else str(path)
+    cause = " ".join(str(error).split())  # one line, whatever the template made the message
     return (
-        f"template {where}: {type(error).__name__}: {error}; "
+        f"template {where}: {type(error).__name__}: {cause}; "
         "its previous output is kept until the template is fixed"
     )
 

@@ -16,6 +16,8 @@ from . import labels as L
 
 PREFIX = "DYNAMIC_NGINX_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# The built-in 503 server (see Settings.empty_server).
+EMPTY_SERVER = "127.0.0.1:29503"
 
 
 class SettingsError(ValueError):
@@ -59,9 +61,17 @@ class Settings:
         return L.ServerOptions(max_fails=self.max_fails, fail_timeout=self.fail_timeout)
 
     @property
-    def empty_socket(self) -> Path:
-        """Where the built-in 503 server listens, for upstreams with no live server."""
-        return self.run_dir / "empty.sock"
+    def empty_server(self) -> str:
+        """Where the built-in 503 server listens, for upstreams with no live server.
+
+        A loopback TCP port, not a socket file: a generated file then needs
+        nothing outside conf.d, so a conf.d this image wrote into still starts
+        plain nginx after the image is gone (a socket path in the run dir does
+        not exist there, and nginx exits when it cannot bind). The port is
+        outside Linux's ephemeral range, where outgoing connections could hold
+        it, and far from common services.
+        """
+        return EMPTY_SERVER
 
 
 def _seconds(name: str, raw: str) -> float:

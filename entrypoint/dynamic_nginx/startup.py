@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from . import lastgood
+from .marker import RECORD
 from .nginx import Nginx
 from .settings import Settings
 
@@ -99,7 +100,9 @@ def _report(log: logging.Logger, message: str) -> None:
 
 
 def _copies(settings: Settings) -> lastgood.GoodCopies:
-    return lastgood.GoodCopies(settings.conf_dir, settings.run_dir / lastgood.STORE)
+    return lastgood.GoodCopies(
+        settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / RECORD
+    )
 
 
 def check(settings: Settings, nginx: Nginx, log: logging.Logger) -> bool:

@@ -89,6 +89,7 @@ class Watcher:
         self._flapping = Flapping()  # crash-looping: re-adds wait
         self._write_failed: frozenset[str] = frozenset()  # the write errors logged, while they last
         self._write_retry: threading.Timer | None = None
+        self._conflicts: frozenset[str] = frozenset()  # user files in the way, logged once while they last
 
     def run(self) -> None:
         """Serve forever: connect, follow events, and after any failure start over.
@@ -452,7 +453,12 @@ class Watcher:
         A failed write says nothing about Docker: the connection stays up, and
         nginx keeps the files it has.
         """
-        changes = write.sync(self.settings.conf_dir, outputs, keep=keep)
+        record = self.settings.run_dir / write.RECORD
+        changes = write.sync(self.settings.conf_dir, outputs, keep=keep, record=record)
+        conflicts = frozenset(changes.conflicts)
+        for line in sorted(conflicts - self._conflicts):
+            log.warning("%s", line)
+        self._conflicts = conflicts
         failed = frozenset(changes.failed)
         for line in sorted(failed - self._write_failed):
             log.error("%s; nginx keeps its current configuration; retrying", line)

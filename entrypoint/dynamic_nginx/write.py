@@ -1,7 +1,12 @@
 """The file writer: put rendered texts into conf.d atomically, only when bytes change.
 
-A file is ours when its first line starts with the render MARKER; files
-without it are the user's and are never touched.
+A file is ours to replace when its name is an output of a template and its
+first line starts with the render MARKER; ours to remove when its name is in
+the record of what was written (marker.RECORD) and it has the marker. Any
+other file is the user's and is never touched: a user's file with an
+output's name keeps that output from being written, and a file with the
+marker that was not written under its name (a copy that pins a generated
+file) is not removed; each is reported in `conflicts`.
 """
 
 from __future__ import annotations
@@ -10,9 +15,9 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from .marker import TEMP_PREFIX, describe, is_ours, replace
+from .marker import MARKER, RECORD, TEMP_PREFIX, describe, is_ours, record_names, recorded, replace
 
-__all__ = ["Changes", "describe", "is_ours", "remove_temp_files", "sync", "write_atomic"]
+__all__ = ["RECORD", "Changes", "describe", "is_ours", "remove_temp_files", "sync", "write_atomic"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +26,8 @@ class Changes:
     removed: tuple[str, ...] = ()
     # One line per file that could not be written or removed: "cannot write PATH: [Errno N] why".
     failed: tuple[str, ...] = ()
+    # One line per user file in the way (with the fix): logged once while it lasts.
+    conflicts: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.written or self.removed)
@@ -42,11 +49,16 @@ def write_atomic(path: Path, text: str) -> bool:
     return True
 
 
-def sync(folder: Path, outputs: Mapping[str, str], keep: Collection[str] = ()) -> Changes:
+def sync(
+    folder: Path, outputs: Mapping[str, str], keep: Collection[str] = (), record: Path | None = None
+) -> Changes:
     """Make folder hold exactly `outputs` among our files.
 
     Our files not in outputs are removed, except names in `keep` (templates
-    that failed this time keep their previous output).
+    that failed this time keep their previous output). Only names in the
+    `record` can be removed (no record: none), and the record is extended
+    with every output name before any file is written, so that the reloader,
+    which reads it, owns a new file as soon as it appears.
 
     Never raises for the file system (a full disk, a read-only mount): a file
     that cannot be written keeps its previous version, which nginx still
@@ -55,12 +67,29 @@ def sync(folder: Path, outputs: Mapping[str, str], keep: Collection[str] = ()) -
     """
     written: list[str] = []
     failed: list[str] = []
-    for name, text in sorted(outputs.items()):
+    conflicts: list[str] = []
+    names = recorded(record, folder) if record else set()
+    mine = set(outputs) | set(keep)
+    if record and not mine <= names:
         try:
-            if write_atomic(folder / name, text):
+            record_names(record, folder, names | mine)
+            names |= mine
+        except OSError as error:
+            failed.append(f"cannot write {record}: {describe(error)}")
+    for name, text in sorted(outputs.items()):
+        path = folder / name
+        if path.exists() and not (path.is_file() and is_ours(path)):
+            conflicts.append(
+                f"{path} is your file (its first line is not {MARKER!r}), so dynamic-nginx does not "
+                f"write its own {name} over it: rename your file to let dynamic-nginx generate {name}, "
+                "or remove it to let dynamic-nginx generate it in its place"
+            )
+            continue
+        try:
+            if write_atomic(path, text):
                 written.append(name)
         except OSError as error:
-            failed.append(f"cannot write {folder / name}: {describe(error)}")
+            failed.append(f"cannot write {path}: {describe(error)}")
     removed = []
     try:
         paths = sorted(folder.iterdir())
@@ -71,14 +100,34 @@ def sync(folder: Path, outputs: Mapping[str, str], keep: Collection[str] = ()) -
         name = path.name
         if name in outputs or name in keep or name.startswith(TEMP_PREFIX):
             continue
-        if path.is_file() and is_ours(path):
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                failed.append(f"cannot remove {path}: {describe(error)}")
-                continue
-            removed.append(name)
-    return Changes(written=tuple(written), removed=tuple(removed), failed=tuple(failed))
+        if not (path.is_file() and is_ours(path)):
+            continue
+        if name not in names:
+            conflicts.append(
+                f"{path} starts with the dynamic-nginx marker but dynamic-nginx did not write it under "
+                "this name (a copy of a generated file?), so it is left alone: if it repeats upstreams "
+                "that dynamic-nginx generates, nginx -t fails on the duplicates and says so; remove it, "
+                "or remove its first line to make it plainly yours"
+            )
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            failed.append(f"cannot remove {path}: {describe(error)}")
+            continue
+        removed.append(name)
+    # Names whose files are gone leave the record: a file the user makes later under such a
+    # name was not written by us.
+    present = {path.name for path in paths} - set(removed)
+    kept = (names & present) | (names & mine)
+    if record and paths and kept != names:
+        try:
+            record_names(record, folder, kept)
+        except OSError as error:
+            failed.append(f"cannot write {record}: {describe(error)}")
+    return Changes(
+        written=tuple(written), removed=tuple(removed), failed=tuple(failed), conflicts=tuple(conflicts)
+    )
 
 
 def remove_temp_files(folder: Path) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import lastgood, write
-from dynamic_nginx.marker import MARKER, TEMP_PREFIX
+from dynamic_nginx.marker import MARKER, RECORD, TEMP_PREFIX
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.reloader import Reloader
 from dynamic_nginx.watcher import RETRY_WRITE, Watcher
@@ -67,9 +67,9 @@ def test_sync_reports_a_file_it_cannot_write_without_raising(tmp_path: Path) -> 
 
 def test_a_write_that_fails_halfway_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
     (tmp_path / "site.conf").write_text(GOOD)
-    (tmp_path / "other.conf").write_text("small;\n")
+    (tmp_path / "other.conf").write_text(f"{MARKER}\nsmall;\n")  # ours, and small enough to rewrite
     with file_size_limit(LIMIT):
-        changes = write.sync(tmp_path, {"site.conf": NEWER, "other.conf": "smaller;\n"})
+        changes = write.sync(tmp_path, {"site.conf": NEWER, "other.conf": f"{MARKER}\nsmaller;\n"})
     assert changes.written == ("other.conf",)  # the others are still written
     assert changes.failed == (f"cannot write {tmp_path}/site.conf: [Errno 27] File too large",)
     assert (tmp_path / "site.conf").read_text() == GOOD
@@ -135,7 +135,7 @@ def test_a_reload_goes_ahead_when_good_copies_cannot_be_written(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings_in(tmp_path)
-    (settings.conf_dir / "site.conf").write_text(GOOD)
+    write.sync(settings.conf_dir, {"site.conf": GOOD}, record=settings.run_dir / RECORD)  # as the watcher does
     command = nginx_command(tmp_path, settings.conf_dir)
     master = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -209,13 +209,13 @@ LINE_SHAPES = [
     rf"    hash {HASH_KEY}(?: consistent)?;",
     r"    (?:least_conn|ip_hash|random|random two|random two least_conn);",
     rf"    server [0-9]{{1,3}}(?:\.[0-9]{{1,3}}){{3}}:[0-9]{{1,5}}(?: {SERVER_PARAMETER})*;  # [A-Za-z0-9][A-Za-z0-9_.-]*",
-    r"    server unix:/[A-Za-z0-9_./-]+;",
+    r"    server 127\.0\.0\.1:29503;",  # the built-in 503 server, nothing else without a comment
     r"    keepalive [0-9]+;",
     rf"    keepalive_timeout {TIME_SHAPE};",
     r"    keepalive_requests [0-9]+;",
     r"\}",
     r"server \{",
-    r"    listen unix:/[A-Za-z0-9_./-]+;",
+    r"    listen 127\.0\.0\.1:29503;",
     r"    access_log off;",
     r"    return 503;",
 ]
@@ -353,7 +353,8 @@ def test_every_value_a_validator_accepts_nginx_accepts(
         pytest.param(
             "    server 172.18.0.2:80 weight=2 fail_timeout=1h30m backup;  # shop-web-1", True, id="server"
         ),
-        pytest.param("    server unix:/run/dynamic-nginx/empty.sock;", True, id="empty socket"),
+        pytest.param("    server 127.0.0.1:29503;", True, id="the 503 server"),
+        pytest.param("    server 127.0.0.1:29504;", False, id="another loopback server without its comment"),
         pytest.param("    keepalive_timeout 1s500ms;", True, id="keepalive_timeout"),
         pytest.param("    server 6.6.6.6:80;", False, id="server line without its comment"),
         pytest.param("    server 172.18.0.2:80 weight=2;  # a; b", False, id="comment with a semicolon"),

@@ -41,7 +41,7 @@ def write_template(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_upstream_without_servers_points_at_the_503_socket(tmp_path: Path) -> None:
+def test_upstream_without_servers_points_at_the_503_server(tmp_path: Path) -> None:
     settings = settings_in(tmp_path)
     text = render_builtin(model.build([container(state="paused")], proxy(), ["API.upstream"]), settings)
     for name in ("api.upstream", "web.upstream"):
@@ -49,10 +49,11 @@ def test_upstream_without_servers_points_at_the_503_socket(tmp_path: Path) -> No
             f"upstream {name} {{\n"
             f"    zone {name} 64k;\n"
             "    # No live container: the built-in server below answers 503.\n"
-            f"    server unix:{tmp_path}/run/empty.sock;\n"
+            "    server 127.0.0.1:29503;\n"
             "}\n"
         ) in text
-    assert f"    listen unix:{tmp_path}/run/empty.sock;\n" in text
+    assert "    listen 127.0.0.1:29503;\n" in text
+    assert "unix:" not in text and str(tmp_path) not in text, "nothing outside conf.d"
 
 
 @pytest.mark.parametrize("built", MODELS)
@@ -164,7 +165,7 @@ def test_templates_see_the_documented_context(tmp_path: Path) -> None:
         "{% for u in upstreams %}{% for s in u.servers %}"
         "# {{ u.name }} {{ s.address }} port {{ s.port }} via {{ s.network }}\n"
         "{% endfor %}{% endfor %}"
-        "# socket {{ settings.empty_socket }}",
+        "# 503 at {{ settings.empty_server }}",
     )
     built = model.build([container("shop-web-1", exposed=(8000,), ip="172.18.0.2")], proxy())
     rendered = render.render_all({"context.conf": path}, built, Settings())
@@ -173,5 +174,5 @@ def test_templates_see_the_documented_context(tmp_path: Path) -> None:
         "# proxy shop-proxy-1 in shop on shop_default\n"
         "# container shop-web-1 service web\n"
         "# web.upstream 172.18.0.2:8000 port 8000 via shop_default\n"
-        "# socket /run/dynamic-nginx/empty.sock\n"  # a final newline is added when the template has none
+        "# 503 at 127.0.0.1:29503\n"  # a final newline is added when the template has none
     )

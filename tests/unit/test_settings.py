@@ -146,8 +146,9 @@ def test_min_equal_to_max_is_fine() -> None:
     assert (settings.debounce_min, settings.debounce_max) == (0.5, 0.5)
 
 
-def test_empty_socket_lives_in_run_dir() -> None:
-    assert from_env({"DYNAMIC_NGINX_RUN_DIR": "/tmp/dn"}).empty_socket == Path("/tmp/dn/empty.sock")
+def test_the_503_server_needs_nothing_outside_conf_d() -> None:
+    """A loopback port whatever the run dir: plain nginx can listen on it after a rollback."""
+    assert from_env({"DYNAMIC_NGINX_RUN_DIR": "/tmp/dn"}).empty_server == "127.0.0.1:29503"
 
 
 @pytest.mark.parametrize(

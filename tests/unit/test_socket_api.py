@@ -183,7 +183,7 @@ def test_first_render_without_docker_writes_503_stubs_for_every_referenced_upstr
         assert _render(settings, start_up=True) == 0
         assert _render(settings) == 1, "outside start-up, a failed render is a failure"
     text = (settings.conf_dir / BUILTIN_NAME).read_text()
-    assert "upstream app.upstream {" in text and f"server unix:{settings.empty_socket};" in text
+    assert "upstream app.upstream {" in text and f"server {settings.empty_server};" in text
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 2
     assert errors[0].startswith(f"first render: Docker unreachable at unix://{tmp_path}/nothing/docker.sock")

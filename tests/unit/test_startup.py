@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import startup
+from dynamic_nginx.marker import RECORD
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.render import MARKER
 from dynamic_nginx.settings import Settings
@@ -93,6 +94,9 @@ def prepared(tmp_path: Path, include: bool) -> tuple[Nginx, Settings]:
     settings = settings_in(tmp_path)
     command = nginx_command(tmp_path, settings.conf_dir if include else tmp_path / "nowhere")
     (settings.conf_dir / "dynamic-nginx-upstreams.conf").write_text(UPSTREAMS)
+    # The watcher's record of what it writes: these files are its own (mine.conf in one test).
+    conf = settings.conf_dir
+    (settings.run_dir / RECORD).write_text(f"{conf}/dynamic-nginx-upstreams.conf\n{conf}/mine.conf\n")
     return Nginx(command, settings.nginx_pid_file), settings
 
 
@@ -219,3 +223,16 @@ def test_wait_until_valid_stops_when_told(tmp_path: Path) -> None:
 def test_wait_until_valid_returns_at_once_when_all_is_well(tmp_path: Path) -> None:
     nginx, settings = prepared(tmp_path, include=True)
     assert startup.wait_until_valid(settings, nginx, logging.getLogger("t"), threading.Event(), 60) is True
+
+
+@needs_nginx
+def test_check_never_removes_a_copy_of_a_generated_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A generated file copied to pin it carries the marker, but the watcher did not write it under
+    its name: nginx -t fails on the duplicate upstream, and the copy is the user's to fix."""
+    nginx, settings = prepared(tmp_path, include=True)
+    pinned = settings.conf_dir / "pinned.conf"
+    pinned.write_text(UPSTREAMS)
+    assert not startup.check(settings, nginx, logging.getLogger("t"))
+    assert pinned.read_text() == UPSTREAMS
+    assert caplog.messages[0].startswith("nginx -t fails because of a file that dynamic-nginx did not generate")
+    assert 'duplicate upstream "web.upstream"' in caplog.messages[0]

@@ -131,10 +131,14 @@ def test_sync(
     after: dict[str, str],
     changes: Changes,
 ) -> None:
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
     for name, text in before.items():
-        (tmp_path / name).write_text(text)
-    assert write.sync(tmp_path, outputs, keep=keep) == changes
-    assert files(tmp_path) == after
+        (folder / name).write_text(text)
+    record = tmp_path / "written"  # every file there before was written by the watcher
+    record.write_text("".join(f"{folder / name}\n" for name in before))
+    assert write.sync(folder, outputs, keep=keep, record=record) == changes
+    assert files(folder) == after
 
 
 def test_sync_leaves_folders_alone(tmp_path: Path) -> None:
