@@ -292,7 +292,7 @@ def refusal(container: Container, name: str, explicit: bool, proxy: Proxy, owner
             f"running). Name another upstream with {L.LABEL_PREFIX}upstream; left out of {name}"
         )
     return (
-        f"container {container.name} (project {container.project or 'none'}): it would join {name} only by its "
+        f"container {container.name}: (project {container.project or 'none'}) it would join {name} only by its "
         f"service name; outside the proxy's project ({proxy.project or 'none'}) a container joins only an upstream "
         f"it names: set {L.LABEL_PREFIX}upstream=<name>; left out of {name}"
     )

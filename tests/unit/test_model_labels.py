@@ -293,7 +293,7 @@ def test_enable_true_changes_nothing_inside_the_project() -> None:
 
 
 IMPLICIT = (
-    "container blog-api-1 (project blog): it would join api.upstream only by its service name; outside the "
+    "container blog-api-1: (project blog) it would join api.upstream only by its service name; outside the "
     "proxy's project (shop) a container joins only an upstream it names: set dynamic-nginx.upstream=<name>; "
     "left out of api.upstream"
 )

@@ -105,7 +105,7 @@ def other(name: str, service: str | None, project: str | None, **labels: str) ->
 
 OWNED = ("container blog-web-1: its labels would put it into web.upstream, which belongs to service web of project "
          "shop")
-IMPLICIT = "container blog-web-1 (project blog): it would join web.upstream only by its service name"
+IMPLICIT = "container blog-web-1: (project blog) it would join web.upstream only by its service name"
 
 
 @pytest.mark.parametrize(
