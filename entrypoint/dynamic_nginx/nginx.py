@@ -41,13 +41,32 @@ def config_args(command: Sequence[str]) -> list[str]:
     return kept
 
 
+# A zone that cannot hold its upstream's servers: nginx names no file or line
+# for it, so without this it reads as an internal failure.
+_ZONE_FULL_RE = re.compile(r'ngx_slab_alloc\(\) failed: no memory in upstream zone "([^"]+)"')
+
+
+def resource_limit(message: str) -> str:
+    """nginx's message said once more, naming the limit and the fix, if it is about a
+    resource limit we know; the message unchanged otherwise."""
+    found = _ZONE_FULL_RE.search(message)
+    if found:
+        return (
+            f'upstream {found.group(1)}: its shared-memory zone is too small for its servers '
+            f'(limit: the size after "zone {found.group(1)}"; nginx: {message}); '
+            "give it a larger size in the template that writes that zone (the built-in "
+            "template sizes it from the servers: upstream.zone_size)"
+        )
+    return message
+
+
 def first_error(output: str) -> str:
     """nginx's own error message from `nginx -t` output, on one line."""
     found = [m for m in map(_ERROR_RE.search, output.splitlines()) if m]
     # "[alert] could not open error log" may come first; the [emerg] is the cause.
     found.sort(key=lambda m: m.group(1) != "emerg")
     if found:
-        return f"[{found[0].group(1)}] {found[0].group(2).strip()}"
+        return resource_limit(f"[{found[0].group(1)}] {found[0].group(2).strip()}")
     return " ".join(output.split())[-400:] or "nginx -t failed without a message"
 
 
