@@ -371,7 +371,28 @@ class DockerSource:
         The subscription exists when this returns, so a list made afterwards
         cannot miss a change.
         """
-        return EventStream(self._api.events(decode=True, filters={"type": ["container", "network"]}))
+        stream = self._api.events(decode=True, filters={"type": ["container", "network"]})
+        _raise_refused(getattr(stream, "_response", None))
+        return EventStream(stream)
+
+
+def _raise_refused(response: Any) -> None:
+    """Raise docker-py's APIError if the event stream was answered with an error.
+
+    docker-py raises it only once the stream is read, and its stream turns
+    it (an OSError, as every requests error is) into a plain end: a socket
+    proxy refusing /events would look like a daemon restart, retried for ever
+    without a word about the refusal.
+    """
+    if response is None or getattr(response, "status_code", 200) < 400:
+        return
+    import requests
+    from docker.errors import create_api_error_from_http_exception
+
+    try:
+        response.raise_for_status()
+    except requests.HTTPError as error:
+        create_api_error_from_http_exception(error)  # raises APIError (or its NotFound, ...)
 
 
 class EventStream:
