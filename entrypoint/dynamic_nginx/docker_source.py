@@ -386,12 +386,11 @@ def _raise_refused(response: Any) -> None:
     """
     if response is None or getattr(response, "status_code", 200) < 400:
         return
-    import requests
     from docker.errors import create_api_error_from_http_exception
 
     try:
         response.raise_for_status()
-    except requests.HTTPError as error:
+    except Exception as error:  # requests' HTTPError, the only thing it raises
         create_api_error_from_http_exception(error)  # raises APIError (or its NotFound, ...)
 
 
