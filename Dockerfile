@@ -32,6 +32,12 @@ RUN groupadd --system --gid 101 nginx \
 
 COPY nginx/nginx.conf /etc/nginx/nginx.conf
 COPY nginx/default.conf /etc/nginx/conf.d/default.conf
+# The watcher runs as dynamic-nginx, uid/gid 102 (bin/run-watcher), and writes
+# conf.d without any capability unless a folder it cannot write is mounted there.
+RUN groupadd --system --gid 102 dynamic-nginx \
+    && useradd --system --uid 102 --gid dynamic-nginx --no-create-home \
+        --home-dir /nonexistent --shell /bin/false dynamic-nginx \
+    && chgrp dynamic-nginx /etc/nginx/conf.d && chmod 0775 /etc/nginx/conf.d
 # The packaged version 10-listen-on-ipv6-by-default.sh compares default.conf with.
 COPY nginx/default.conf /usr/share/dynamic-nginx/default.conf
 COPY nginx/html/ /usr/share/nginx/html/

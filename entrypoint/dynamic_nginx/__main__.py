@@ -131,7 +131,7 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
         if isinstance(error, NotFound):  # Docker answered: its message says what to fix
             line = reconnect.one_line(error)
         else:
-            line = reconnect.describe(reconnect.classify(error), reconnect.endpoint(), reconnect.one_line(error))
+            line = reconnect.describe(reconnect.classify(error), reconnect.endpoint(), reconnect.one_line(error), error)
         names = ", ".join(u.name for u in model.upstreams) or "none"
         log.error("first render: %s; nginx starts, and these upstreams answer 503 until Docker answers: %s", line, names)
         return 0

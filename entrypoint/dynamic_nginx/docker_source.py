@@ -2,8 +2,9 @@
 
 Only this module talks to the Docker API, and it hands the rest of the code
 plain `Container`/`Proxy`/`Event` values. It uses read-only endpoints only
-(`/containers/json`, `/containers/{id}/json`, `/events`, `/_ping`), so it
-works behind a socket proxy that allows nothing else.
+(GET `/containers/json`, `/containers/{id}/json`, `/events`, `/_ping`,
+`/version`), so it works behind a socket proxy that allows nothing else
+(tests/integration/test_privilege.py proves it).
 """
 
 from __future__ import annotations
@@ -32,12 +33,21 @@ class NotFound(Exception):
     """Our own container cannot be identified; the message says how to fix it."""
 
 
-class ApiError(Exception):
-    """An HTTP error from SocketApi; `status_code` as on docker-py's APIError."""
+class Request:
+    """The request an ApiError answered: `method` and `path_url` as on requests' PreparedRequest."""
 
-    def __init__(self, status_code: int, message: str):
+    def __init__(self, method: str, path_url: str):
+        self.method = method
+        self.path_url = path_url
+
+
+class ApiError(Exception):
+    """An HTTP error from SocketApi; `status_code` (and `request`) as on docker-py's APIError."""
+
+    def __init__(self, status_code: int, message: str, request: Request | None = None):
         super().__init__(f"{status_code} {message}")
         self.status_code = status_code
+        self.request = request
 
 
 def is_not_found(error: BaseException) -> bool:
@@ -104,7 +114,7 @@ class SocketApi:
         """`GET /_ping` (unversioned); raises unless the engine answers OK. Records its API version."""
         status, headers, body = self._request("/_ping")
         if status != 200:
-            raise ApiError(status, _message(body))
+            raise ApiError(status, _message(body), Request("GET", "/_ping"))
         self.server_version = headers.get("api-version") or None
 
     def negotiate(self) -> str:
@@ -118,12 +128,13 @@ class SocketApi:
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         query = "?" + urllib.parse.urlencode(params) if params else ""
         version = self.negotiate()
-        status, _, body = self._request(f"/v{version}{path}{query}" if version else f"{path}{query}")
+        target = f"/v{version}{path}{query}" if version else f"{path}{query}"
+        status, _, body = self._request(target)
         if status == 400 and b"too old" in body and self.server_version and version != self.server_version:
             self.version = self.server_version  # the engine's floor is above what we know: use its own
             return self._get(path, params)
         if status != 200:
-            raise ApiError(status, _message(body))
+            raise ApiError(status, _message(body), Request("GET", target))
         return json.loads(body)
 
     def inspect_container(self, container: str) -> Any:
@@ -250,20 +261,21 @@ class DockerSource:
         self._cache: dict[str, Container] = {}
 
     @classmethod
-    def from_env(cls) -> DockerSource:
+    def from_env(cls, timeout: float = 10.0) -> DockerSource:
         """Connect with docker-py, as its from_env does (DOCKER_HOST, DOCKER_TLS_VERIFY, ...)."""
         import docker  # slow to import: only the long-running watcher pays for it
 
         # "auto": docker-py asks the engine's version (GET /version, unversioned)
         # and uses it, so no engine from 20.10 to 29 refuses it. 7.1 does this
         # by default; saying so keeps an older or newer docker-py from pinning.
-        return cls(docker.from_env(version="auto", timeout=10).api)
+        return cls(docker.from_env(version="auto", timeout=timeout).api)
 
     @classmethod
     def quick(cls, timeout: float = 10.0) -> DockerSource:
-        """The fastest way to list once: the Unix socket directly when possible."""
+        """The fastest way to list once: the Unix socket directly when possible,
+        else docker-py (tcp://, TLS) with the same per-request timeout."""
         api = SocketApi.from_env(timeout)
-        return cls(api) if api is not None else cls.from_env()
+        return cls(api) if api is not None else cls.from_env(timeout)
 
     def ping(self) -> None:
         self._api.ping()
@@ -359,7 +371,27 @@ class DockerSource:
         The subscription exists when this returns, so a list made afterwards
         cannot miss a change.
         """
-        return EventStream(self._api.events(decode=True, filters={"type": ["container", "network"]}))
+        stream = self._api.events(decode=True, filters={"type": ["container", "network"]})
+        _raise_refused(getattr(stream, "_response", None))
+        return EventStream(stream)
+
+
+def _raise_refused(response: Any) -> None:
+    """Raise docker-py's APIError if the event stream was answered with an error.
+
+    docker-py raises it only once the stream is read, and its stream turns
+    it (an OSError, as every requests error is) into a plain end: a socket
+    proxy refusing /events would look like a daemon restart, retried for ever
+    without a word about the refusal.
+    """
+    if response is None or getattr(response, "status_code", 200) < 400:
+        return
+    from docker.errors import create_api_error_from_http_exception
+
+    try:
+        response.raise_for_status()
+    except Exception as error:  # requests' HTTPError, the only thing it raises
+        create_api_error_from_http_exception(error)  # raises APIError (or its NotFound, ...)
 
 
 class EventStream:

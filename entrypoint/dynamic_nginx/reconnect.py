@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -139,14 +140,41 @@ def classify(error: BaseException) -> str:
     return API_ERROR
 
 
-def describe(kind: str, where: str, detail: str) -> str:
-    """One log line for a failure of that kind, with what to check."""
+_VERSION_PREFIX_RE = re.compile(r"^/v[0-9.]+(?=/)")
+_CONTAINER_ID_RE = re.compile(r"^/containers/[^/]+/json$")
+
+
+def refused_call(error: BaseException) -> str | None:
+    """`GET /events`: the call a 401/403 answered, version prefix, query and
+    container id taken out (as a socket proxy's allow-list names it); None if
+    the error carries no such request."""
+    for e in _chain(error):
+        if _status(e) not in (401, 403):
+            continue
+        request = getattr(e, "request", None) or getattr(getattr(e, "response", None), "request", None)
+        method = getattr(request, "method", None)
+        target = getattr(request, "path_url", None)
+        if isinstance(method, str) and isinstance(target, str):
+            path = _VERSION_PREFIX_RE.sub("", urlsplit(target).path)
+            return f"{method} {'/containers/{id}/json' if _CONTAINER_ID_RE.match(path) else path}"
+    return None
+
+
+def describe(kind: str, where: str, detail: str, error: BaseException | None = None) -> str:
+    """One log line for a failure of that kind, with what to check (naming the
+    call that was refused, if the error says which)."""
     hints = {
         UNREACHABLE: "is the socket's folder mounted (or the socket proxy running)?",
         NOT_ANSWERING: "the engine or a socket proxy in front of it is stalled",
         REFUSED: "check the socket's permissions or the socket proxy's allow-list",
         API_ERROR: "the engine answered with an error",
     }
+    call = refused_call(error) if kind == REFUSED and error is not None else None
+    if call:
+        return (
+            f"Docker refused {call} at {where} ({detail}): dynamic-nginx needs it;"
+            f" allow {call} in the socket proxy in front of Docker"
+        )
     return f"Docker {kind} at {where} ({detail}): {hints.get(kind, '')}".rstrip(": ")
 
 
@@ -172,7 +200,7 @@ class Outage:
         self.attempts += 1
         if self.began is None:
             self.began = self._clock()
-        line = describe(kind, self._where, one_line(error)) if kind != "not found" else one_line(error)
+        line = describe(kind, self._where, one_line(error), error) if kind != "not found" else one_line(error)
         if kind != self.kind:
             self._log.error("%s; upstreams stay as they are, retrying until it answers", line)
             self.kind = kind

@@ -110,8 +110,12 @@ class SocketProxy:
     serving `folder/docker.sock` (a host folder: mount the FOLDER into the proxy
     under test, as the README says) and forwarding to the host's engine."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, allow: tuple[str, ...] = (), mode: str = "666"):
+        """allow: regexes over `METHOD PATH?QUERY` (everything when empty), others get a 403;
+        mode: the socket's permissions."""
         self.folder = folder
+        self.allow = allow
+        self.mode = mode
         self.name = "dnt-sockproxy-" + uuid.uuid4().hex[:8]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "sockproxy.py").write_text((HERE / "sockproxy.py").read_text())
@@ -127,7 +131,8 @@ class SocketProxy:
         if not self.created:
             run(["docker", "run", "-d", "--name", self.name, "--network", "none",
                  "-v", f"{self.folder}:/sockproxy", "-v", "/var/run/docker.sock:/var/run/docker.sock",
-                 BACKEND_IMAGE, "python3", "/sockproxy/sockproxy.py", "/sockproxy/docker.sock"])
+                 BACKEND_IMAGE, "python3", "/sockproxy/sockproxy.py", "/sockproxy/docker.sock",
+                 "--mode", self.mode, *(f"--allow={pattern}" for pattern in self.allow)])
             self.created = True
         else:
             run(["docker", "start", self.name])

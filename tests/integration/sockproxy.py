@@ -1,6 +1,7 @@
 """A socket proxy in front of the Docker socket that a test can stop and start.
 
-    python3 sockproxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--allow REGEX ...]
+    python3 sockproxy.py LISTEN_SOCKET [UPSTREAM_SOCKET] [--allow REGEX ...] [--mode 600]
+    python3 sockproxy.py tcp://HOST:PORT [UPSTREAM_SOCKET] [--allow ...] [--tls CERT_FOLDER]
 
 Runs in a container of the backend image (it has python3, nothing else is
 needed): the listening socket is in a folder mounted from the host, so the
@@ -10,7 +11,9 @@ as `METHOD PATH -> STATUS`, checked against the allow-list (all allowed when
 none is given; a refused one is answered 403 as common socket proxies do), and
 forwarded with `Connection: close`, so that every request of a keep-alive
 client is seen and checked; the answer (an event stream included) is piped
-back until the engine closes it.
+back until the engine closes it. On TCP it serves plain HTTP, or with
+`--tls FOLDER` TLS with FOLDER/server-cert.pem, server-key.pem, and client
+certificates required, signed by FOLDER/ca.pem (as dockerd's --tlsverify).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import re
 import signal
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 
@@ -87,13 +91,34 @@ class Handler(socketserver.BaseRequestHandler):
         print(f"{method} {path} -> forwarded", flush=True)
         with upstream:
             upstream.sendall(request)
+            if isinstance(client, ssl.SSLSocket):
+                # A TLS socket cannot be half-closed; Docker's GET/HEAD bodies came with the head.
+                pipe_tls(upstream, client)
+                return
             back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
             back.start()
             pipe(client, upstream)  # a request body, if any; ends when the client closes or shuts down
             back.join()
 
 
-class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+def pipe_tls(upstream: socket.socket, client: ssl.SSLSocket) -> None:
+    """The engine's answer back to a TLS client, until the engine closes it (or the client goes)."""
+    try:
+        while chunk := upstream.recv(65536):
+            client.sendall(chunk)
+    except OSError:
+        pass
+
+
+class Allowing:
+    upstream: str
+    allow: list[re.Pattern[str]]
+
+    def allowed(self, method: str, path: str) -> bool:
+        return not self.allow or any(p.fullmatch(f"{method} {path}") for p in self.allow)
+
+
+class Server(Allowing, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
     def __init__(self, listen: str, upstream: str, allow: list[str]):
@@ -101,8 +126,30 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.allow = [re.compile(pattern) for pattern in allow]
         super().__init__(listen, Handler)
 
-    def allowed(self, method: str, path: str) -> bool:
-        return not self.allow or any(p.fullmatch(f"{method} {path}") for p in self.allow)
+
+class TcpServer(Allowing, socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], upstream: str, allow: list[str], tls: str | None):
+        self.upstream = upstream
+        self.allow = [re.compile(pattern) for pattern in allow]
+        self.context: ssl.SSLContext | None = None
+        if tls:
+            self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=f"{tls}/ca.pem")
+            self.context.load_cert_chain(f"{tls}/server-cert.pem", f"{tls}/server-key.pem")
+            self.context.verify_mode = ssl.CERT_REQUIRED
+        super().__init__(address, Handler)
+
+    def finish_request(self, request, client_address):  # type: ignore[no-untyped-def]
+        # The handshake in the request's own thread, so that a bad client cannot stall the others.
+        if self.context is not None:
+            try:
+                request = self.context.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError) as error:
+                print(f"TLS handshake refused: {error}", flush=True)
+                return
+        super().finish_request(request, client_address)
 
 
 def main() -> None:
@@ -110,11 +157,20 @@ def main() -> None:
     parser.add_argument("listen")
     parser.add_argument("upstream", nargs="?", default="/var/run/docker.sock")
     parser.add_argument("--allow", action="append", default=[], help="regex over 'METHOD PATH?QUERY'")
+    parser.add_argument("--mode", default="666", help="the listening socket's mode, in octal")
+    parser.add_argument("--tls", help="folder with ca.pem, server-cert.pem, server-key.pem (TCP only)")
     args = parser.parse_args()
+    if args.listen.startswith("tcp://"):
+        host, _, port = args.listen[len("tcp://") :].rpartition(":")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        tcp = TcpServer((host or "0.0.0.0", int(port)), args.upstream, args.allow, args.tls)
+        print(f"listening on {args.listen}{' with TLS' if args.tls else ''}, forwarding to {args.upstream}", flush=True)
+        tcp.serve_forever()
+        return
     if os.path.exists(args.listen):
         os.unlink(args.listen)  # left by a proxy that was killed
     server = Server(args.listen, args.upstream, args.allow)
-    os.chmod(args.listen, 0o666)
+    os.chmod(args.listen, int(args.mode, 8))
     # PID 1 in a container ignores TERM unless it handles it.
     signal.signal(signal.SIGTERM, lambda *_: (os.unlink(args.listen), sys.exit(0)))
     print(f"listening on {args.listen}, forwarding to {args.upstream}", flush=True)
