@@ -32,7 +32,7 @@ RUN groupadd --system --gid 101 nginx \
 
 COPY nginx/nginx.conf /etc/nginx/nginx.conf
 COPY nginx/default.conf /etc/nginx/conf.d/default.conf
-# The watcher runs as dynamic-nginx, uid/gid 102 (bin/run-watcher), and writes
+# The watcher runs as dynamic-nginx, uid/gid 102 (dynamic_nginx/privilege.py), and writes
 # conf.d without any capability unless a folder it cannot write is mounted there.
 RUN groupadd --system --gid 102 dynamic-nginx \
     && useradd --system --uid 102 --gid dynamic-nginx --no-create-home \

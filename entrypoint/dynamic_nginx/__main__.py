@@ -95,8 +95,10 @@ def _check_and_wait(settings: S.Settings) -> int:
 
 
 def _watch(settings: S.Settings) -> int:
+    from . import privilege
     from .watcher import Watcher
 
+    privilege.drop(settings.conf_dir, os.environ.get("DOCKER_HOST"))
     Watcher(settings).run()
     return 0
 
@@ -139,6 +141,25 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
     return 0
 
 
+def _render_unprivileged(settings: S.Settings) -> int:
+    """The start-up render, in a child that has dropped root as the watcher does
+    (it reads labels), while this process stays root for the nginx -t after it."""
+    from . import privilege
+
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            privilege.drop(settings.conf_dir, os.environ.get("DOCKER_HOST"), report=False)
+            status = _render(settings, start_up=True)
+        except BaseException as error:
+            logging.getLogger("watcher").error("first render failed: %s", error)
+        finally:
+            logging.shutdown()
+            os._exit(status)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def _first_render(settings: S.Settings) -> int:
     """Render, mark it done, then wake supervisord so it starts nginx at once.
 
@@ -149,7 +170,7 @@ def _first_render(settings: S.Settings) -> int:
     import socket
     import time
 
-    status = _render(settings, start_up=True)
+    status = _render_unprivileged(settings)
     failed = settings.run_dir / "check.failed"  # run-nginx then waits for a fix before starting nginx
     try:
         if _check(settings) == 0:

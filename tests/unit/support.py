@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from dynamic_nginx import labels as L
 from dynamic_nginx.model import Container, Model, Proxy
+from dynamic_nginx.marker import RECORD
 from dynamic_nginx.settings import Settings
 
 PROJECT = "shop"
@@ -114,7 +115,7 @@ def settings_in(tmp: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    for folder in (settings.conf_dir, settings.user_templates, settings.run_dir):
+    for folder in (settings.conf_dir, settings.user_templates, settings.run_dir, (settings.run_dir / RECORD).parent):
         folder.mkdir(parents=True, exist_ok=True)
     return settings
 
