@@ -10,6 +10,7 @@ plain `Container`/`Proxy`/`Event` values. It uses read-only endpoints only
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
@@ -22,6 +23,7 @@ from . import events as E
 from .labels import COMPOSE_PROJECT, LABEL_PREFIX, TRUE
 from .model import Container, Proxy
 
+log = logging.getLogger("watcher")
 MOUNTINFO_ID_RE = re.compile(r"/containers/([0-9a-f]{64})/")
 DEFAULT_SOCKET = "/var/run/docker.sock"
 # The newest API version whose answers this module has been checked against.
@@ -249,16 +251,59 @@ def is_listed(labels: Mapping[str, str], project: str, opted_in: bool) -> bool:
     return in_project or (opted_in and labels.get(f"{LABEL_PREFIX}enable") in TRUE)
 
 
+# Asked of the daemon, so that what events.from_api drops is never sent: exec_*
+# (a health check execs every interval in every container), create, attach,
+# resize, ... Values of one key are ORed; "health_status" matches
+# "health_status: healthy" (the daemon matches these by prefix).
+EVENT_FILTERS = {
+    "type": ["container", "network"],
+    "event": sorted(E.CONTAINER_ACTIONS | E.NETWORK_ACTIONS),
+}
+
+
+def _listed_name(summary: Mapping[str, Any]) -> str:
+    """The container's own name in a `/containers/json` entry (not a legacy link's alias)."""
+    names = [str(n) for n in summary.get("Names") or ()]
+    own = [n for n in names if n.count("/") == 1] or names
+    return own[0].lstrip("/") if own else ""
+
+
+def _listed_health(status: str) -> str | None:
+    """The health that `/containers/json` shows in Status ("Up 5 minutes (healthy)"), if any."""
+    match = re.search(r"\((healthy|unhealthy|health: starting)\)$", status)
+    if not match:
+        return None
+    return "starting" if match.group(1) == "health: starting" else match.group(1)
+
+
+def still_valid(cached: Container, summary: Mapping[str, Any]) -> bool:
+    """True if a `/containers/json` entry shows nothing that differs from the cached inspect.
+
+    The list shows what can change while a container exists: its name, state,
+    health and networks with their addresses. Labels, exposed ports, stop
+    signal and timeout, and creation time are fixed when it is created. When
+    the list does not show the health (a paused container), it differs.
+    """
+    return (
+        _listed_name(summary) == cached.name
+        and str(summary.get("State") or "") == cached.state
+        and _listed_health(str(summary.get("Status") or "")) == cached.health
+        and _networks(summary) == cached.networks
+    )
+
+
 class DockerSource:
     """A thin, cached view of the Docker API.
 
     Inspect answers are cached per container id; the watcher invalidates an
-    id whenever an event names it, and clears everything on a resync.
+    id whenever an event names it, and each list checks every cached answer
+    against what it shows (a resync is a list: see containers()).
     """
 
     def __init__(self, api: Any):
         self._api = api
         self._cache: dict[str, Container] = {}
+        self._failing: dict[str, str] = {}  # containers whose inspect failed (logged), and their names
 
     @classmethod
     def from_env(cls, timeout: float = 10.0) -> DockerSource:
@@ -304,7 +349,15 @@ class DockerSource:
 
     def containers(self, project: str, opted_in: bool = False) -> list[Container]:
         """The running (or paused) containers of a compose project, inspected;
-        with opted_in, also those anywhere labelled `dynamic-nginx.enable=true`."""
+        with opted_in, also those anywhere labelled `dynamic-nginx.enable=true`.
+
+        A cached inspect is used again only while the list shows the same name,
+        state, health and network addresses (`still_valid`); everything else an
+        inspect gives cannot change while a container exists. So a resync costs
+        one list and an inspect of each container that changed, not one of each
+        container: on a host with hundreds, a kill does not wait behind it.
+        A container that cannot be inspected is left out (see _inspect).
+        """
         listed = self._api.containers(filters={"label": f"{COMPOSE_PROJECT}={project}"}) if project else []
         if opted_in:
             for value in sorted(TRUE):
@@ -312,20 +365,50 @@ class DockerSource:
         found = []
         seen = set()
         for summary in listed:
-            if summary["Id"] in seen:
-                continue
-            seen.add(summary["Id"])
             container_id = summary["Id"]
-            if container_id not in self._cache:
-                try:
-                    self._cache[container_id] = container_from_inspect(
-                        self._api.inspect_container(container_id)
-                    )
-                except Exception as error:
-                    if is_not_found(error):
-                        continue  # removed between list and inspect
-                    raise
+            if container_id in seen:
+                continue
+            seen.add(container_id)
+            cached = self._cache.get(container_id)
+            if cached is None or not still_valid(cached, summary):
+                self.forget(container_id)
+                inspected = self._inspect(container_id, _listed_name(summary))
+                if inspected is None:
+                    continue
+                self._cache[container_id] = inspected
             found.append(self._cache[container_id])
+        for gone in set(self._failing) - seen:
+            del self._failing[gone]
+        return found
+
+    def _inspect(self, container_id: str, name: str = "") -> Container | None:
+        """The container inspected; None if it is gone, or if Docker answers
+        its inspect with an error: that one container is left out (one line
+        while it lasts) and every other keeps being served.
+
+        Only an HTTP error about the container is skipped; a refused access
+        (401, 403) or a lost connection raises, as for any call: the watcher
+        reconnects and the files stay as they are.
+        """
+        try:
+            found = container_from_inspect(self._api.inspect_container(container_id))
+        except Exception as error:
+            status = getattr(error, "status_code", None)
+            if status == 404:
+                self._failing.pop(container_id, None)
+                return None  # removed since it was listed
+            if not isinstance(status, int) or status in (401, 403):
+                raise
+            if container_id not in self._failing:
+                log.error(
+                    "cannot inspect container %s: %s; it is left out of its upstreams until Docker answers",
+                    name or container_id[:12],
+                    " ".join(str(error).split()),
+                )
+            self._failing[container_id] = name
+            return None
+        if self._failing.pop(container_id, None) is not None:
+            log.info("container %s can be inspected again", found.name)
         return found
 
     def refresh(
@@ -337,15 +420,14 @@ class DockerSource:
         What a list would do with each is applied here: a container that is gone,
         no longer running or paused, or outside the project (and not opted in) drops out.
         """
+        listed = list(listed)
+        names = {c.id: c.name for c in listed}
         kept = [c for c in listed if c.id not in ids]
         for container_id in sorted(ids):
             self.forget(container_id)
-            try:
-                found = container_from_inspect(self._api.inspect_container(container_id))
-            except Exception as error:
-                if is_not_found(error):
-                    continue
-                raise
+            found = self._inspect(container_id, names.get(container_id, ""))
+            if found is None:
+                continue
             if found.state in LISTED_STATES and is_listed(found.labels, project, opted_in):
                 self._cache[container_id] = found
                 kept.append(found)
@@ -371,7 +453,7 @@ class DockerSource:
         The subscription exists when this returns, so a list made afterwards
         cannot miss a change.
         """
-        stream = self._api.events(decode=True, filters={"type": ["container", "network"]})
+        stream = self._api.events(decode=True, filters=EVENT_FILTERS)
         _raise_refused(getattr(stream, "_response", None))
         return EventStream(stream)
 

@@ -25,6 +25,7 @@ from . import events as E
 from . import marker, reconnect, render, write
 from .admission import Flapping, Leaving
 from .docker_source import DockerSource, NotFound, is_listed
+from .inbox import OVERFLOW, Inbox
 from .model import Container, Model, Proxy, build, referenced_upstreams
 from .readiness import Readiness
 from .settings import Settings
@@ -149,8 +150,9 @@ class Watcher:
         proxy = source.find_self(self.settings.container)
         log.info("proxy container %s, compose project %r", proxy.name, proxy.project or self.settings.project)
         stream = source.subscribe()
-        events: queue.Queue[object] = queue.Queue()
+        events: queue.Queue[object] = queue.Queue()  # unbounded for markers; Inbox bounds the events
         self._queue = events
+        inbox = Inbox(events)
 
         def stalled(error: BaseException) -> None:
             log.warning(
@@ -162,7 +164,7 @@ class Watcher:
 
         watchdog = reconnect.Watchdog(source.ping, stalled)
         heard = _heard(stream, watchdog)
-        pump = threading.Thread(target=_pump, args=(heard, events, self._relevant), name="events", daemon=True)
+        pump = threading.Thread(target=_pump, args=(heard, events, self._relevant, inbox), name="events", daemon=True)
         pump.start()
         stop_watchdog = threading.Event()
         templates = TemplateWatch(self.settings.user_templates, events).start()  # edits render too
@@ -175,6 +177,8 @@ class Watcher:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("batch: %s", _describe(batch))
                 ended = END in batch
+                if OVERFLOW in batch:
+                    inbox.taken()  # _changed lists for it
                 for event in batch:
                     if isinstance(event, E.Event):
                         self._apply(source, event)
@@ -188,7 +192,8 @@ class Watcher:
                 # interval): a start or a stop is not slowed by inspecting everything.
                 due = changed is None or since > 2 * self.settings.resync_interval
                 if not batch or (due and since > self.settings.resync_interval):
-                    source.forget_all()  # periodic resync: trust nothing cached
+                    # Periodic resync: a list, which re-inspects what it shows changed
+                    # (DockerSource.containers), not everything: kills must not wait behind it.
                     self._resynced = time.monotonic()
                     changed = None
                 self.sync(source, proxy.id, changed)
@@ -529,11 +534,13 @@ def _heard(stream: Iterable[E.Event], watchdog: reconnect.Watchdog) -> Iterator[
         yield event
 
 
-def _pump(stream: Iterable[E.Event], events: queue.Queue[object], relevant: Callable[[E.Event], bool]) -> None:
+def _pump(
+    stream: Iterable[E.Event], events: queue.Queue[object], relevant: Callable[[E.Event], bool], inbox: Inbox
+) -> None:
     try:
         for event in stream:
             if relevant(event):
-                events.put(event)
+                inbox.put(event)
     except Exception as error:  # any read error means the same as the end: resync
         log.warning("event stream failed: %s", _one_line(error))
     finally:

@@ -1,0 +1,389 @@
+"""Large hosts: a resync re-inspects only what the list shows changed, one container
+that cannot be inspected is skipped, the event queue is bounded, and the daemon
+filters out the events we never act on. Against a fake docker-py APIClient."""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dynamic_nginx import docker_source as D
+from dynamic_nginx import events as E
+from dynamic_nginx.inbox import OVERFLOW, Inbox
+from dynamic_nginx.labels import COMPOSE_PROJECT, COMPOSE_SERVICE
+from dynamic_nginx.model import Container
+from dynamic_nginx.watcher import Watcher
+from support import PROJECT, PROXY_ID, container, settings_in
+from support import container_id as container_id_of
+
+NETWORK = f"{PROJECT}_default"
+
+
+class APIError(Exception):
+    """What docker-py raises for an HTTP error: the status is on `status_code`."""
+
+    def __init__(self, status_code: int):
+        super().__init__(f"{status_code} Server Error: Internal Server Error (\"oops\")")
+        self.status_code = status_code
+
+
+@dataclasses.dataclass
+class Record:
+    name: str
+    ip: str
+    state: str = "running"
+    health: str | None = None
+    service: str = "filler"
+
+
+class FakeDocker:
+    """The docker-py APIClient methods DockerSource uses, over a dict of containers.
+
+    `fail` maps an id to the exception its inspect raises; `inspected` counts inspects.
+    """
+
+    def __init__(self) -> None:
+        self.records: dict[str, Record] = {}
+        self.fail: dict[str, BaseException] = {}
+        self.inspected: list[str] = []
+        self.event_filters: dict[str, Any] | None = None
+        self.stream: FakeStream | None = None
+
+    def add(self, name: str, ip: str, **fields: Any) -> str:
+        container_id = container_id_of(name)
+        self.records[container_id] = Record(name, ip, **fields)
+        return container_id
+
+    def _labels(self, record: Record) -> dict[str, str]:
+        return {COMPOSE_PROJECT: PROJECT, COMPOSE_SERVICE: record.service}
+
+    def containers(self, filters: dict[str, str]) -> list[dict[str, Any]]:
+        key, _, value = filters["label"].partition("=")
+        listed = []
+        for container_id, r in self.records.items():
+            if self._labels(r).get(key) != value:
+                continue
+            health = {None: "", "starting": " (health: starting)"}.get(r.health, f" ({r.health})")
+            status = "Up 5 minutes (Paused)" if r.state == "paused" else f"Up 5 minutes{health}"
+            listed.append({
+                "Id": container_id,
+                "Names": [f"/{r.name}"],
+                "Labels": self._labels(r),
+                "State": r.state,
+                "Status": status,
+                "NetworkSettings": {"Networks": {NETWORK: {"IPAddress": r.ip}}},
+            })
+        return listed
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        self.inspected.append(container_id)
+        if container_id in self.fail:
+            raise self.fail[container_id]
+        if container_id == PROXY_ID:
+            r = Record("shop-proxy-1", "172.18.0.100", service="proxy")
+        elif container_id in self.records:
+            r = self.records[container_id]
+        else:
+            raise APIError(404)
+        state: dict[str, Any] = {"Status": r.state}
+        if r.health:
+            state["Health"] = {"Status": r.health}
+        return {
+            "Id": container_id,
+            "Name": f"/{r.name}",
+            "Config": {"Labels": self._labels(r), "ExposedPorts": {"80/tcp": {}}},
+            "State": state,
+            "NetworkSettings": {"Networks": {NETWORK: {"IPAddress": r.ip}}},
+        }
+
+    def events(self, decode: bool, filters: dict[str, Any]) -> FakeStream:
+        self.event_filters = filters
+        self.stream = FakeStream()
+        return self.stream
+
+    def ping(self) -> bool:
+        return True
+
+
+class FakeStream:
+    """docker-py's event stream: blocks until an event is fed or it is closed."""
+
+    def __init__(self) -> None:
+        self._items: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    def feed(self, raw: dict[str, Any]) -> None:
+        self._items.put(raw)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while (item := self._items.get()) is not None:
+            yield item
+
+    def close(self) -> None:
+        self._items.put(None)
+
+
+def filled(count: int) -> tuple[FakeDocker, list[str]]:
+    docker = FakeDocker()
+    ids = [docker.add(f"shop-filler-{n}", f"172.18.{n // 250}.{n % 250 + 2}") for n in range(count)]
+    return docker, ids
+
+
+# --- which cached inspects a list shows to be stale -------------------------------------------
+
+
+CACHED = container("shop-web-1", ip="172.18.0.2", health="healthy")
+
+
+def summary(**fields: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "Id": CACHED.id,
+        "Names": ["/shop-web-1"],
+        "State": "running",
+        "Status": "Up 3 minutes (healthy)",
+        "NetworkSettings": {"Networks": {NETWORK: {"IPAddress": "172.18.0.2"}}},
+    }
+    values.update(fields)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("cached", "listed", "valid"),
+    [
+        pytest.param(CACHED, summary(), True, id="nothing changed"),
+        pytest.param(CACHED, summary(Names=["/shop-web-1", "/shop-app-1/web"]), True, id="a link alias is not a name"),
+        pytest.param(CACHED, summary(Names=["/shop-web-2"]), False, id="renamed"),
+        pytest.param(CACHED, summary(Status="Up 3 minutes (unhealthy)"), False, id="became unhealthy"),
+        pytest.param(CACHED, summary(Status="Up 3 minutes (health: starting)"), False, id="health starting"),
+        pytest.param(CACHED, summary(Status="Up 3 minutes"), False, id="health no longer shown"),
+        pytest.param(
+            dataclasses.replace(CACHED, health=None), summary(Status="Up 3 minutes"), True, id="no health check"
+        ),
+        pytest.param(
+            CACHED, summary(State="paused", Status="Up 3 minutes (Paused)"), False, id="paused: health not shown"
+        ),
+        pytest.param(CACHED, summary(State="restarting"), False, id="restarting"),
+        pytest.param(
+            CACHED,
+            summary(NetworkSettings={"Networks": {NETWORK: {"IPAddress": "172.18.0.9"}}}),
+            False,
+            id="new address (restarted while events were lost)",
+        ),
+        pytest.param(
+            CACHED,
+            summary(NetworkSettings={"Networks": {NETWORK: {"IPAddress": "172.18.0.2"}, "other": {"IPAddress": "10.0.0.2"}}}),
+            False,
+            id="connected to another network",
+        ),
+        pytest.param(CACHED, summary(NetworkSettings=None), False, id="NetworkSettings null"),
+    ],
+)
+def test_a_cached_inspect_is_valid_while_the_list_shows_nothing_else(
+    cached: Container, listed: dict[str, Any], valid: bool
+) -> None:
+    assert D.still_valid(cached, listed) is valid
+
+
+def change_web(docker: FakeDocker, ids: list[str]) -> set[str]:
+    docker.records[ids[3]].ip = "172.18.9.9"
+    return {ids[3]}
+
+
+def add_one(docker: FakeDocker, ids: list[str]) -> set[str]:
+    return {docker.add("shop-filler-new", "172.18.9.10")}
+
+
+def remove_one(docker: FakeDocker, ids: list[str]) -> set[str]:
+    del docker.records[ids[0]]
+    return set()
+
+
+def unhealthy(docker: FakeDocker, ids: list[str]) -> set[str]:
+    docker.records[ids[5]].health = "unhealthy"
+    return {ids[5]}
+
+
+@pytest.mark.parametrize(
+    ("change", "count"),
+    [
+        pytest.param(lambda docker, ids: set(), 500, id="nothing changed: no inspect"),
+        pytest.param(change_web, 500, id="one has a new address: only it"),
+        pytest.param(add_one, 501, id="one is new: only it"),
+        pytest.param(remove_one, 499, id="one is gone: no inspect"),
+        pytest.param(unhealthy, 500, id="one turned unhealthy: only it"),
+    ],
+)
+def test_a_second_list_inspects_only_what_it_shows_changed(change: Any, count: int) -> None:
+    docker, ids = filled(500)
+    source = D.DockerSource(docker)
+    assert len(source.containers(PROJECT)) == 500
+    assert len(docker.inspected) == 500
+    docker.inspected.clear()
+    expected = change(docker, ids)
+    found = source.containers(PROJECT)
+    assert set(docker.inspected) == expected
+    assert len(found) == count
+    for c in found:
+        record = docker.records[c.id]
+        assert (c.networks[NETWORK], c.health) == (record.ip, record.health), "what is served is what Docker says"
+
+
+# --- a container whose inspect fails ----------------------------------------------------------
+
+
+def test_a_container_that_cannot_be_inspected_is_skipped_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    docker, ids = filled(5)
+    docker.fail[ids[2]] = APIError(500)
+    source = D.DockerSource(docker)
+    with caplog.at_level("INFO", logger="watcher"):
+        first = source.containers(PROJECT)
+        docker.records[ids[4]].ip = "172.18.9.9"  # the others keep updating
+        second = source.containers(PROJECT)
+    assert [c.name for c in first] == ["shop-filler-0", "shop-filler-1", "shop-filler-3", "shop-filler-4"]
+    assert [c.networks[NETWORK] for c in second if c.id == ids[4]] == ["172.18.9.9"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot inspect container shop-filler-2: 500 Server Error: Internal Server Error (\"oops\");"
+        " it is left out of its upstreams until Docker answers"
+    ], "one line, naming it and the error, however many lists fail"
+    assert docker.inspected.count(ids[2]) == 2, "tried again at each list"
+    caplog.clear()
+    del docker.fail[ids[2]]
+    with caplog.at_level("INFO", logger="watcher"):
+        assert len(source.containers(PROJECT)) == 5
+    assert [r.getMessage() for r in caplog.records] == ["container shop-filler-2 can be inspected again"]
+
+
+def test_an_event_about_a_container_that_cannot_be_inspected_skips_only_it(caplog: pytest.LogCaptureFixture) -> None:
+    docker, ids = filled(3)
+    source = D.DockerSource(docker)
+    listed = source.containers(PROJECT)
+    docker.fail[ids[1]] = APIError(409)
+    with caplog.at_level("INFO", logger="watcher"):
+        kept = source.refresh(listed, {ids[1]}, PROJECT)
+    assert sorted(c.name for c in kept) == ["shop-filler-0", "shop-filler-2"]
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["cannot inspect container shop-filler-1"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(APIError(403), id="403: access refused is about us, not the container"),
+        pytest.param(APIError(401), id="401"),
+        pytest.param(ConnectionError("Connection aborted"), id="connection lost: Docker, not the container"),
+        pytest.param(TimeoutError("timed out"), id="timeout"),
+    ],
+)
+def test_errors_that_are_not_about_one_container_still_raise(error: BaseException) -> None:
+    docker, ids = filled(3)
+    docker.fail[ids[1]] = error
+    with pytest.raises(type(error)):
+        D.DockerSource(docker).containers(PROJECT)
+
+
+def test_a_container_gone_between_list_and_inspect_is_left_out_silently(caplog: pytest.LogCaptureFixture) -> None:
+    docker, ids = filled(3)
+    docker.fail[ids[0]] = APIError(404)
+    with caplog.at_level("INFO", logger="watcher"):
+        assert len(D.DockerSource(docker).containers(PROJECT)) == 2
+    assert not caplog.records
+
+
+# --- the event queue and the daemon's filters ------------------------------------------------
+
+
+def event(n: int) -> E.Event:
+    return E.Event("container", "die", f"c{n}", {})
+
+
+def drain(events: queue.Queue[object]) -> list[object]:
+    items = []
+    while not events.empty():
+        items.append(events.get_nowait())
+    return items
+
+
+def test_a_burst_past_the_limit_is_dropped_for_one_list_and_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    events: queue.Queue[object] = queue.Queue()
+    inbox = Inbox(events, limit=4)
+    with caplog.at_level("WARNING", logger="watcher"):
+        for n in range(1000):
+            inbox.put(event(n))
+    assert drain(events) == [event(0), event(1), event(2), event(3), OVERFLOW]
+    assert len(caplog.records) == 1
+    assert "dropping the rest of this burst and listing all containers" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("taken", "markers"),
+    [
+        pytest.param(True, 1, id="taken, then another overflow: another list"),
+        pytest.param(False, 0, id="not taken yet: the pending list covers it"),
+    ],
+)
+def test_an_overflow_after_the_list_was_made_asks_for_another(taken: bool, markers: int) -> None:
+    events: queue.Queue[object] = queue.Queue()
+    inbox = Inbox(events, limit=2)
+    for n in range(5):
+        inbox.put(event(n))
+    drain(events)
+    if taken:
+        inbox.taken()
+    for n in range(5):
+        inbox.put(event(n))
+    assert drain(events).count(OVERFLOW) == markers
+
+
+def test_an_overflow_makes_the_watcher_list_everything(tmp_path: Path) -> None:
+    watcher = Watcher(settings_in(tmp_path))
+    watcher._listed = (D.Proxy(id=PROXY_ID, name="p", project=PROJECT, networks=()), [])
+    assert watcher._changed([event(1), OVERFLOW], PROXY_ID) is None
+
+
+def test_the_daemon_sends_only_the_events_we_act_on() -> None:
+    docker = FakeDocker()
+    D.DockerSource(docker).subscribe().close()
+    filters = docker.event_filters
+    assert filters is not None
+    assert set(filters["type"]) == {"container", "network"}
+    assert set(filters["event"]) == E.CONTAINER_ACTIONS | E.NETWORK_ACTIONS
+    assert not [e for e in filters["event"] if e.startswith("exec_")]
+
+
+# --- the watcher's periodic resync ------------------------------------------------------------
+
+
+def test_a_periodic_resync_inspects_only_the_proxy_and_a_kill_is_acted_on(tmp_path: Path) -> None:
+    docker, ids = filled(500)
+    docker.records[ids[0]].service = "web"
+    settings = settings_in(tmp_path, resync_interval=0.05, debounce_min=0.01, debounce_max=0.05, container=PROXY_ID)
+    watcher = Watcher(settings, connect=lambda: D.DockerSource(docker))
+    source = D.DockerSource(docker)
+    follow = threading.Thread(target=watcher._follow, args=(source,), name="follow")
+    follow.start()
+    try:
+        deadline = time.monotonic() + 10
+        while watcher._listed is None or len(docker.inspected) < 502:
+            assert time.monotonic() < deadline, "the first list never came"
+            time.sleep(0.01)
+        docker.inspected.clear()
+        time.sleep(0.5)  # several resyncs
+        assert docker.inspected, "no resync happened"
+        assert set(docker.inspected) == {PROXY_ID}, "a resync inspected containers the list shows unchanged"
+        assert docker.stream is not None
+        docker.stream.feed({
+            "Type": "container", "Action": "kill",
+            "Actor": {"ID": ids[0], "Attributes": {"signal": "15", "name": "shop-filler-0"}},
+        })
+        while ids[0] not in watcher._stopping:
+            assert time.monotonic() < deadline, "the kill was not acted on"
+            time.sleep(0.01)
+    finally:
+        if docker.stream is not None:
+            docker.stream.close()
+        follow.join(10)
+    assert not follow.is_alive()
