@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import events as E
-from .labels import COMPOSE_PROJECT, LABEL_PREFIX, TRUE
+from .labels import COMPOSE_PROJECT, COMPOSE_SERVICE, LABEL_PREFIX, TRUE
 from .model import Container, Proxy
 
 log = logging.getLogger("watcher")
@@ -142,8 +142,9 @@ class SocketApi:
     def inspect_container(self, container: str) -> Any:
         return self._get(f"/containers/{urllib.parse.quote(container, safe='')}/json")
 
-    def containers(self, filters: Mapping[str, Any]) -> Any:
-        return self._get("/containers/json", {"filters": json.dumps({k: [v] for k, v in filters.items()})})
+    def containers(self, filters: Mapping[str, Any], all: bool = False) -> Any:
+        params = {"filters": json.dumps({k: [v] for k, v in filters.items()})}
+        return self._get("/containers/json", {**params, "all": "1"} if all else params)
 
 
 def older(a: str, b: str) -> str:
@@ -380,6 +381,18 @@ class DockerSource:
         for gone in set(self._failing) - seen:
             del self._failing[gone]
         return found
+
+    def services(self, project: str) -> set[str]:
+        """The services of a compose project with any container, running or not, from one list.
+
+        `compose up` creates every service's containers before it starts any, and
+        a stopped service keeps its containers: each such service owns its
+        upstream before its first start and while it is stopped.
+        """
+        if not project:
+            return set()
+        listed = self._api.containers(filters={"label": f"{COMPOSE_PROJECT}={project}"}, all=True)
+        return {str(s) for s in ((c.get("Labels") or {}).get(COMPOSE_SERVICE) for c in listed) if s}
 
     def _inspect(self, container_id: str, name: str = "") -> Container | None:
         """The container inspected; None if it is gone, or if Docker answers

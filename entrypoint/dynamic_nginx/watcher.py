@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from . import events as E
+from . import labels as L
 from . import marker, reconnect, render, write
 from .admission import Flapping, Leaving
 from .docker_source import DockerSource, NotFound, is_listed
@@ -71,6 +72,26 @@ def mark(containers: Iterable[Container], ids: Iterable[str], state: str) -> lis
     return [dataclasses.replace(c, state=state) if c.id in chosen and c.state == "running" else c for c in containers]
 
 
+# The proxy's project's services seen since the container started, one a line: a watcher
+# restarted by supervisord (or the start-up render before it) hands them on.
+SERVICES = "watcher/services"
+
+
+def load_services(path: Path) -> set[str]:
+    try:
+        return {line for line in path.read_text().splitlines() if line and L.is_name(line)}
+    except OSError:
+        return set()
+
+
+def save_services(path: Path, services: Collection[str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        marker.replace(path, "".join(f"{s}\n" for s in sorted(services)).encode())
+    except OSError as error:  # ownership then lasts while this process does
+        log.debug("cannot keep the services in %s: %s", path, error)
+
+
 class Watcher:
     """Keeps conf.d in step with the containers Docker runs."""
 
@@ -84,8 +105,9 @@ class Watcher:
         self._resynced = time.monotonic()
         self._queue: queue.Queue[object] | None = None
         self._listed: tuple[Proxy, list[Container]] | None = None  # the last answer from Docker
-        # Services of the proxy's project seen since start: each keeps owning its upstream at 0 replicas.
-        self._services: set[str] = set()
+        # Services of the proxy's project seen (with any container, running or not) since the
+        # container started: each keeps owning its upstream at 0 replicas, across watcher restarts.
+        self._services: set[str] = load_services(settings.run_dir / SERVICES)
         self._leaving = Leaving()  # signalled to stop: back if Docker still runs them after their grace period
         self._flapping = Flapping()  # crash-looping: re-adds wait
         self._write_failed: frozenset[str] = frozenset()  # the write errors logged, while they last
@@ -346,13 +368,14 @@ class Watcher:
             if settings.project:
                 proxy = dataclasses.replace(proxy, project=settings.project)
             listed = self._listed = (proxy, source.containers(proxy.project, opted_in=opted_in))
+            self._own_services(source.services(proxy.project))
         elif changed:
             listed = self._listed = (listed[0], source.refresh(listed[1], changed, listed[0].project, opted_in))
         proxy, containers = listed
         # User files and user templates (their output is ours, their text is the user's) say what must exist.
         users = config_texts(settings.watch_dirs + (settings.conf_dir,))
         known = referenced_upstreams(users + config_texts((settings.user_templates,), "*.j2"))
-        self._services |= {c.service for c in containers if proxy.project and c.project == proxy.project}
+        self._own_services({c.service for c in containers if proxy.project and c.project == proxy.project})
         containers = mark_stopping(containers, self._stopping)
         containers = mark(containers, self._flapping.held(c.id for c in containers), "starting")
         model = build(containers, proxy, known, settings.scope, settings.server_defaults, self._services)
@@ -450,6 +473,13 @@ class Watcher:
             return resync
         left = max(0.0, deadline - time.monotonic()) + 0.01  # so that it has passed when the wait ends
         return left if resync is None else min(resync, left)
+    def _own_services(self, services: set[str]) -> None:
+        """Add to the services that own their upstreams, and keep them in the run dir (best effort)."""
+        if services <= self._services:
+            return
+        self._services |= services
+        save_services(self.settings.run_dir / SERVICES, self._services)
+
     def _write(self, outputs: Mapping[str, str], keep: Collection[str]) -> write.Changes:
         """write.sync, and for files it could not write (a full disk, a read-only
         mount) one error line each while the failure lasts, and another render

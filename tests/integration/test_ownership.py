@@ -7,7 +7,7 @@ the refusal is logged once with both sides named.
 
 from __future__ import annotations
 
-from harness import PROXY, SITE, Load, Project, record, wait_for
+from harness import PROXY, SITE, Load, Project, get, record, run, wait_for
 
 SERVICES = """  app:
     image: {backend}
@@ -52,3 +52,29 @@ def test_a_service_scaled_to_zero_keeps_its_upstream_from_an_intruder(project):
     assert lines, p.logs()[-3000:]
     assert all("watcher: ERROR" in line or "watcher" in line for line in lines)
     assert "intruder" in lines[0] and "app.upstream" in lines[0] and "dynamic-nginx.upstream" in lines[0]
+
+
+def test_before_its_first_start_and_after_a_proxy_restart_app_upstream_stays_apps(project):
+    """`compose up` creates every service's containers before it starts any: app owns its name
+    from then on, though it has never run. A scale to 0 removes app's containers; a proxy
+    restarted after that still knows app (kept in its run dir)."""
+    p = project(PROXY + SERVICES, {"conf.d/default.conf": SITE.format(upstream="app.upstream")})
+    p.compose("up", "--no-start")
+    p.compose("start", "proxy", "intruder")
+    (intruder,) = p.ids("intruder")
+    wait_for(lambda: refusals(p), 30, "the intruder refused")
+    wait_for(lambda: get(p.port)[0] != 0, 30, "nginx answering")
+    with Load(p.port, clients=2, max_requests=400, max_seconds=60) as load:
+        wait_for(lambda: len(load.snapshot()) >= 100, 30, "requests before app's first start")
+    assert {o.status for o in load.snapshot()} == {503}, "app.upstream must answer 503 until app runs"
+    p.compose("start", "app")
+    (app,) = p.ids("app")
+    p.wait_serving([app])
+    p.up(app=0, intruder=1)
+    wait_for(lambda: get(p.port)[0] == 503, 30, "503 with app at 0")
+    run(["docker", "restart", "-t", "5", p.proxy_id()])
+    wait_for(lambda: get(p.port)[0] != 0, 30, "the proxy back")
+    with Load(p.port, clients=2, max_requests=400, max_seconds=60) as load:
+        wait_for(lambda: len(load.snapshot()) >= 100, 30, "requests after the proxy restart")
+    assert intruder not in {o.body for o in load.snapshot()}, "the intruder answered after the restart"
+    assert {o.status for o in load.snapshot()} == {503}
