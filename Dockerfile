@@ -2,6 +2,10 @@
 # upstream blocks in step with Docker and a reloader that validates first.
 FROM debian:trixie-slim AS runtime
 
+# Removes the bytecode the runtime never loads, in the same layer as the install
+# (a later layer could only hide files, not shrink the image).
+COPY scripts/trim-bytecode /usr/local/lib/dynamic-nginx-build/trim-bytecode
+
 # uid/gid 101 like the official image, created before any package can take it.
 RUN groupadd --system --gid 101 nginx \
     && useradd --system --uid 101 --gid nginx --no-create-home \
@@ -21,7 +25,31 @@ RUN groupadd --system --gid 101 nginx \
     && install -d -o nginx -g root -m 0700 \
         /var/cache/nginx/body /var/cache/nginx/proxy /var/cache/nginx/fastcgi \
         /var/cache/nginx/uwsgi /var/cache/nginx/scgi \
-    && mkdir -p /docker-entrypoint.d /run/dynamic-nginx
+    && mkdir -p /docker-entrypoint.d /run/dynamic-nginx \
+    && py=/usr/lib/python3.13 \
+    && rm -rf /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/javascript \
+        /usr/share/lintian /usr/share/bash-completion \
+        $py/test $py/idlelib $py/lib2to3 $py/ensurepip $py/pydoc_data $py/tkinter $py/turtledemo \
+        $py/turtle.py $py/__pycache__/turtle.* $py/__phello__ $py/config-3.13-x86_64-linux-gnu \
+        $py/lib-dynload/_test*.so $py/lib-dynload/xx*.so $py/lib-dynload/_ctypes_test*.so \
+        $py/lib-dynload/_xxtestfuzz*.so \
+        /usr/lib/python3/dist-packages/supervisor/tests /usr/lib/python3/dist-packages/supervisor/ui \
+        $py/sqlite3 $py/lib-dynload/_sqlite3*.so /usr/lib/x86_64-linux-gnu/libsqlite3.so* \
+        /usr/lib/python3/dist-packages/chardet /usr/bin/chardetect \
+        /usr/lib/python3/dist-packages/yaml /usr/lib/python3/dist-packages/_yaml \
+        $py/curses $py/lib-dynload/_curses*.so $py/lib-dynload/_codecs_*.so \
+    && python3 /usr/local/lib/dynamic-nginx-build/trim-bytecode \
+    && rm -rf /usr/local/lib/dynamic-nginx-build
+# Lean: what the runtime never loads goes (docs, man pages, Python's own test
+# suite, IDLE, lib2to3, ensurepip, pydoc's topics, C test modules,
+# supervisor's tests and its web UI, which needs an inet_http_server we do
+# not configure), Python's sqlite3 and its library (nothing here keeps a
+# database), chardet (requests then guesses charsets with charset_normalizer,
+# also installed; the Docker API answers JSON in UTF-8 anyway), PyYAML
+# (only watchdog's watchmedo command reads YAML), curses, Python's CJK codecs
+# (the watcher reads JSON and writes ASCII config), and the bytecode of modules the runtime never imports
+# (scripts/trim-bytecode). The bytecode of what it imports stays: without it
+# every Python process would compile its imports at each start.
 # nginx-debug: the official image's debug build; Debian's nginx is built
 # --with-debug, so the same binary under that name does the same.
 # Temp files: Debian's nginx uses /var/lib/nginx/*, the official image
@@ -67,6 +95,7 @@ COPY README.md /src/README.md
 COPY entrypoint/dynamic_nginx/ /src/typecheck/dynamic_nginx/
 COPY tests/unit/ /src/tests/unit/
 COPY scripts/unit /src/scripts/unit
+COPY scripts/trim-bytecode /src/scripts/trim-bytecode
 WORKDIR /src
 ENTRYPOINT []
 CMD ["scripts/unit"]
