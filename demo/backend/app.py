@@ -3,6 +3,10 @@
 It behaves like a careful real service on shutdown: on SIGTERM it stops
 accepting new connections at once, finishes the requests in flight, then
 exits. `?sleep=SECONDS` delays the answer (up to 10 s) to keep requests in flight.
+Long-lived connections, for tests that hold them through reloads (each up to
+600 s): `/long?seconds=N` answers after N seconds with N * 1000 bytes;
+`/stream?seconds=N` is an SSE stream of N events, one a second; `/ws?seconds=N`
+is a WebSocket that sends N text frames, one a second, then a close frame.
 SIGQUIT prints a dump of every thread's stack and keeps serving, as a JVM does.
 
 `IGNORE_TERM=1` makes it ignore SIGTERM (it logs the signal and keeps serving),
@@ -11,7 +15,9 @@ the end of the stop grace period ends it. Tests use it to check that a replica
 Docker still runs after that grace period is served again.
 """
 
+import base64
 import faulthandler
+import hashlib
 import http.server
 import os
 import signal
@@ -23,13 +29,26 @@ import urllib.parse
 
 PORT = int(os.environ.get("PORT", "8000"))
 HOSTNAME = socket.gethostname()
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B41"  # RFC 6455
+
+
+def seconds(query, cap):
+    try:
+        return max(0, min(int(query.get("seconds", ["0"])[0]), cap))
+    except ValueError:
+        return 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+        url = urllib.parse.urlparse(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        long_lived = {"/long": self.long, "/stream": self.stream, "/ws": self.websocket}.get(url.path)
+        if long_lived:
+            long_lived(seconds(query, 600))
+            return
         try:
             delay = min(float(query.get("sleep", ["0"])[0]), 10.0)
         except ValueError:
@@ -42,6 +61,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def long(self, n):
+        time.sleep(n)
+        body = b"x" * (n * 1000)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def stream(self, n):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("X-Accel-Buffering", "no")  # nginx passes each event on at once
+        self.send_header("Connection", "close")  # the stream ends when the connection does
+        self.end_headers()
+        for tick in range(1, n + 1):
+            self.wfile.write(f"data: tick {tick}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(1)
+        self.close_connection = True
+
+    def websocket(self, n):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        for tick in range(1, n + 1):
+            payload = f"tick {tick}".encode()
+            self.wfile.write(bytes([0x81, len(payload)]) + payload)  # FIN + text, unmasked, short
+            self.wfile.flush()
+            time.sleep(1)
+        self.wfile.write(b"\x88\x00")  # close
+        self.wfile.flush()
+        self.close_connection = True
 
     def log_message(self, format, *args):
         pass

@@ -42,7 +42,8 @@ def _logging(program: str) -> None:
 
 def _reload(settings: S.Settings) -> int:
     from . import mounts
-    from .nginx import Nginx, read_command
+    from .generations import Keeper
+    from .nginx import Nginx, children, read_command
     from .reloader import Reloader, log
 
     import signal
@@ -57,6 +58,8 @@ def _reload(settings: S.Settings) -> int:
     signal.signal(signal.SIGHUP, lambda *_: asked.set())
     threading.Thread(target=reloader.answer_requests, args=(asked,), name="sighup", daemon=True).start()
     (settings.run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+    keeper = Keeper(settings.max_old_generations, nginx.master_pid, log, children)
+    threading.Thread(target=keeper.run, args=(threading.Event(),), name="generations", daemon=True).start()
     # A file mounted on its own is invisible to the folder watch: poll it.
     mounts.watch(reloader.folders(), reloader.debounce.notice, log.info)
     reloader.run()

@@ -47,6 +47,7 @@ class Settings:
     reload_burst_window: float = 0.0
     probe_ports: bool = True
     retire_early: bool = True
+    max_old_generations: int = 10
     burst_starts: int = 3
     burst_quiet: float = 1.0
     burst_max: float = 6.0
@@ -133,6 +134,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "reload_burst_window": _seconds,
     "probe_ports": lambda n, raw: _label_value(n, raw, L.parse_bool),
     "retire_early": lambda n, raw: _label_value(n, raw, L.parse_bool),
+    "max_old_generations": lambda n, raw: _count(n, raw, 0, 1000),
     "burst_starts": lambda n, raw: _count(n, raw, 1, 1000),
     "burst_quiet": _seconds,
     "burst_max": _seconds,
