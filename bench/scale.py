@@ -233,9 +233,11 @@ class Nested:
             self.proxy = ""
 
     def logs(self, since: float = 0.0) -> str:
-        args = ["logs", *(["--since", f"{since:.3f}"] if since else []), self.proxy]
+        """The proxy's log, stdout and stderr merged in time order (each line keeps its timestamp)."""
+        args = ["logs", "-t", *(["--since", f"{since:.3f}"] if since else []), self.proxy]
         result = run(["docker", "exec", self.engine.name, "docker", *args], timeout=120, check=False)
-        return result.stdout + result.stderr
+        lines = (result.stdout + result.stderr).splitlines()
+        return "\n".join(sorted(lines, key=stamp_key))
 
     def close(self) -> None:
         try:
@@ -249,6 +251,13 @@ class Nested:
             if self.events:
                 self.events.close()
             self.engine.remove()
+
+
+def stamp_key(line: str) -> str:
+    """A `docker logs -t` line's timestamp, made sortable (RFC 3339 with its nanoseconds padded)."""
+    stamp = line.split(" ", 1)[0]
+    seconds, _, fraction = stamp.rstrip("Z").partition(".")
+    return seconds + "." + fraction.ljust(9, "0")
 
 
 def servers_in_config(text: str) -> int | None:
