@@ -83,9 +83,10 @@ class Events:
 
     ACTIONS = frozenset({"create", "start", "kill", "die", "stop", "destroy"})
 
-    def __init__(self) -> None:
+    def __init__(self, docker: tuple[str, ...] = ("docker",)) -> None:
+        # `docker` is the CLI to ask, e.g. ("docker", "exec", ENGINE, "docker") for a nested engine.
         self._process = subprocess.Popen(
-            ["docker", "events", "--format", "{{json .}}", "--filter", "type=container"],
+            [*docker, "events", "--format", "{{json .}}", "--filter", "type=container"],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
