@@ -5,7 +5,7 @@ The 500 are cheap (`sleep infinity` without a network, opted out of serving
 with `dynamic-nginx.enable=false`): the proxy lists and inspects them like any
 container of its project, which is what a resync costs; they are never served.
 Creating and removing them is most of this test's time (0.2 to 0.5 s each on
-the test machine). They have no network, and are removed 50 at a time:
+the test machine). They have no network, are created 2 at a time and removed 25 at a time:
 a first version with 500 endpoints on the project's bridge, removed 200 at
 a time, was followed by dockerd 20.10 wedging on this machine (every
 `docker run` and `docker network ls` hung).
@@ -50,14 +50,14 @@ def start_fillers(p: Project, count: int) -> list[str]:
             "debian:trixie-slim", "sleep", "infinity",
         ], timeout=120).stdout.strip()
 
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, range(count)))
 
 
 def remove_fillers(p: Project) -> None:
     ids = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={p.name}",
                "--filter", "label=com.docker.compose.service=filler"]).stdout.split()
-    for chunk in [ids[i:i + 50] for i in range(0, len(ids), 50)]:  # one at a time: see the module's docstring
+    for chunk in [ids[i:i + 25] for i in range(0, len(ids), 25)]:  # one at a time: see the module's docstring
         run(["docker", "rm", "-f", *chunk], timeout=300, check=False)
 
 
