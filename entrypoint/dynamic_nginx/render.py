@@ -104,7 +104,7 @@ def _traceback_frames(error: Exception) -> list[tuple[str, int]]:
 
 
 def context(model: Model, settings: Settings) -> dict[str, object]:
-    """The variables every template sees (documented in the README)."""
+    """The variables every template sees (documented in docs/templates.md)."""
     return {
         "upstreams": model.upstreams,
         "containers": model.containers,
