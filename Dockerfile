@@ -92,6 +92,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml /src/pyproject.toml
 COPY README.md /src/README.md
+COPY docs/ /src/docs/
 COPY entrypoint/dynamic_nginx/ /src/typecheck/dynamic_nginx/
 COPY tests/unit/ /src/tests/unit/
 COPY scripts/unit /src/scripts/unit

@@ -92,7 +92,7 @@ def old_generations(workers: Iterable[Worker]) -> list[Generation]:
 def to_end(generations: Sequence[Generation], limit: int, seen: Iterable[int] = ()) -> list[Generation]:
     """The oldest generations beyond `limit`, among those already `seen` draining at
     an earlier check (by start time): nginx's master marks retired workers as
-    exiting 100 ms after a reload, and a worker it has not marked yet would be
+    exiting only a while after a reload, and a worker it has not marked yet would be
     started again if it were ended."""
     known = set(seen)
     extra = len(generations) - limit

@@ -144,7 +144,6 @@ class Model:
 
 
 SAFE_COMMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")
-SCOPES = ("project", "all")
 # Each upstream is a shared-memory zone in every nginx worker generation: however
 # many containers and labels ask, no more than this are written. Not a setting.
 MAX_UPSTREAMS = 1000

@@ -155,7 +155,7 @@ class Nginx:
 
         With retire_early, the old generation is then told to shut down
         gracefully (QUIT, as the master itself will) at once. The master waits
-        100 ms before it does, and until then the old workers keep serving
+        a fixed delay before it does, and until then the old workers keep serving
         their keep-alive clients with the old upstreams: a new replica's first
         request would wait for it. The listening sockets stay open in the new
         workers, so a connection arriving meanwhile waits in the backlog.

@@ -1,7 +1,7 @@
 """Readiness: a new replica joins once its port accepts connections.
 
-Docker's `start` comes before the app inside listens (the demo's Python app
-listens about 80 ms later). Added at once, the replica would refuse nginx's
+Docker's `start` comes before the app inside listens (by however long the
+app takes to start). Added at once, the replica would refuse nginx's
 first connection, and `max_fails` would then keep it out for `fail_timeout`.
 So the watcher connects to each new server address first (from the proxy's
 own network namespace, as nginx will) and adds it only once that succeeds.

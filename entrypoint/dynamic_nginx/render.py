@@ -2,7 +2,7 @@
 
 Each `NAME.j2` template found in the template folders renders to `NAME` in
 conf.d. A user folder comes first, so a mounted template with a built-in's
-name replaces it. Every output starts with MARKER, which is how the writer
+name replaces it. Every output starts with marker.MARKER, which is how the writer
 knows which files in conf.d are ours to replace or remove.
 
 Templates, the user's and the built-in ones alike, run in Jinja2's immutable
@@ -22,11 +22,10 @@ from pathlib import Path, PurePath
 import jinja2
 import jinja2.sandbox
 
-from . import marker
+from .marker import MARKER
 from .model import Model
 from .settings import Settings
 
-MARKER = marker.MARKER  # also here, where callers have always found it
 SUFFIX = ".j2"
 OUTPUT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")
 
@@ -105,7 +104,7 @@ def _traceback_frames(error: Exception) -> list[tuple[str, int]]:
 
 
 def context(model: Model, settings: Settings) -> dict[str, object]:
-    """The variables every template sees (documented in the README)."""
+    """The variables every template sees (documented in docs/templates.md)."""
     return {
         "upstreams": model.upstreams,
         "containers": model.containers,

@@ -1,7 +1,7 @@
 """Settings: one frozen object, built once from `DYNAMIC_NGINX_*` variables.
 
 Every knob of the watcher and the reloader lives here with its default, so the
-README's environment reference can be checked against one place.
+environment reference (docs/environment.md) can be checked against one place.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Run supervisord without importing pkg_resources, restarting exited programs at once.
 
 supervisor imports setuptools' pkg_resources at start-up only to turn
-`module:attr` factory specs into objects; that import costs about 85 ms of
-CPU, a third of supervisord's start-up, which is on the path to nginx's
-first answer. A stand-in with just that ability is enough.
+`module:attr` factory specs into objects; that import is a large part of
+supervisord's start-up, which is on the path to nginx's first answer. A stand-in with just that ability is enough.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The file writer: put rendered texts into conf.d atomically, only when bytes change.
 
 A file is ours to replace when its name is an output of a template and its
-first line starts with the render MARKER; ours to remove when its name is in
+first line starts with marker.MARKER; ours to remove when its name is in
 the record of what was written (marker.RECORD) and it has the marker. Any
 other file is the user's and is never touched: a user's file with an
 output's name keeps that output from being written, and a file with the
@@ -15,9 +15,10 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from .marker import MARKER, RECORD, TEMP_PREFIX, describe, is_ours, record_names, recorded, replace
+from .marker import MARKER, TEMP_PREFIX, describe, is_ours, record_names, recorded, replace
 
-__all__ = ["RECORD", "Changes", "describe", "is_ours", "remove_temp_files", "sync", "write_atomic"]
+# marker owns RECORD; watcher.py still reads it as write.RECORD. Drop this line once it reads marker.RECORD.
+from .marker import RECORD as RECORD
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ server {
 }
 """
 FLAP_PERIOD = 20.0
-FLAP_STARTS = 3  # starts within 30 s that make a container flapping (README, "Crash loops")
+FLAP_STARTS = 3  # starts within 30 s that make a container flapping (docs/design.md, "Crash loops")
 
 
 def started(project, compose: str, files: dict[str, str] | None = None) -> tuple[Project, list[str]]:

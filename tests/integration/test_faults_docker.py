@@ -34,7 +34,7 @@ server {
 }
 """
 
-# The proxy reaches Docker through the socket proxy's FOLDER, as the README recommends.
+# The proxy reaches Docker through the socket proxy's FOLDER, as docs/operations.md recommends.
 BEHIND_SOCKET_PROXY = """
 version: "3.8"
 services:

@@ -13,7 +13,7 @@ from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.nginx import TestResult as Result  # a "Test" name pytest would collect
 
 repair = lastgood.test_and_repair
-from dynamic_nginx.render import MARKER
+from dynamic_nginx.marker import MARKER
 from support import needs_nginx, nginx_command
 
 

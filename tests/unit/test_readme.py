@@ -1,4 +1,5 @@
-"""Every label example in the README renders as the README says it does."""
+"""Every label example in the README's label tables renders as the README says it does,
+and the named-upstream example of docs/labels.md as that page says."""
 
 from __future__ import annotations
 
@@ -68,3 +69,12 @@ def test_readme_named_upstream_examples(labels: dict[str, str], fragments: list[
     for fragment in fragments:
         assert fragment in text
     assert "upstream web.upstream" not in text  # without dynamic-nginx.port it joins only admin
+
+
+def test_docs_labels_shows_the_named_upstream_example() -> None:
+    assert README is not None
+    labels_page = README.parent / "docs" / "labels.md"
+    text = " ".join(labels_page.read_text().split())
+    for fragment in ('`dynamic-nginx.admin.port: "9000"`', "`upstream admin.upstream {`",
+                     "`server 172.18.0.2:9000 max_fails=1 fail_timeout=1s;`", '`dynamic-nginx.admin.weight: "2"`'):
+        assert fragment in text, f"docs/labels.md no longer shows {fragment}, which this file renders"

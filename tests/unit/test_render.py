@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import model, render
+from dynamic_nginx.marker import MARKER
 from dynamic_nginx.model import Model
 from dynamic_nginx.settings import Settings
 from support import BUILTIN_NAME, BUILTIN_TEMPLATES, container, proxy, settings_in
 
-HEADER = f"{render.MARKER} from {BUILTIN_NAME}.j2; changes are overwritten.\n"
+HEADER = f"{MARKER} from {BUILTIN_NAME}.j2; changes are overwritten.\n"
 
 MODELS = [
     pytest.param(model.build([], proxy()), id="empty model"),
@@ -170,7 +171,7 @@ def test_templates_see_the_documented_context(tmp_path: Path) -> None:
     built = model.build([container("shop-web-1", exposed=(8000,), ip="172.18.0.2")], proxy())
     rendered = render.render_all({"context.conf": path}, built, Settings())
     assert rendered.outputs["context.conf"] == (
-        f"{render.MARKER} from context.conf.j2; changes are overwritten.\n"
+        f"{MARKER} from context.conf.j2; changes are overwritten.\n"
         "# proxy shop-proxy-1 in shop on shop_default\n"
         "# container shop-web-1 service web\n"
         "# web.upstream 172.18.0.2:8000 port 8000 via shop_default\n"

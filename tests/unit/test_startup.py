@@ -12,7 +12,7 @@ import pytest
 from dynamic_nginx import startup
 from dynamic_nginx.marker import RECORD
 from dynamic_nginx.nginx import Nginx
-from dynamic_nginx.render import MARKER
+from dynamic_nginx.marker import MARKER
 from dynamic_nginx.settings import Settings
 from support import needs_nginx, nginx_command, settings_in
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import write
-from dynamic_nginx.render import MARKER
+from dynamic_nginx.marker import MARKER
 from dynamic_nginx.write import Changes
 
 OURS = f"{MARKER} from x.conf.j2; changes are overwritten.\nupstream a.upstream {{ server 10.0.0.1; }}\n"
