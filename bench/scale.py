@@ -49,8 +49,8 @@ from engines import Engine  # noqa: E402  (the nested engine of the fault tests)
 from probes import BenchError, Events, free_port, get, run, say, wait_until  # noqa: E402
 from run import ensure_tools, machine  # noqa: E402
 
-IMAGE = "dynamic-nginx:scalebench"
-PLAIN = "dynamic-nginx-bench-plain:scalebench"
+IMAGE = "dynamic-nginx:bench-scale"
+PLAIN = "dynamic-nginx-bench-plain:latest"
 PROJECT = "scale"
 NET = "scale"
 PROBE = "probe"
