@@ -25,6 +25,7 @@ from . import events as E
 from . import labels as L
 from . import marker, reconnect, render, write
 from .admission import Flapping, Leaving
+from .batching import END, READY, RETRY_WRITE, WAKE, Batcher, Waits
 from .docker_source import DockerSource, NotFound, is_listed
 from .inbox import OVERFLOW, Inbox
 from .model import Container, Model, Proxy, build, referenced_upstreams
@@ -33,14 +34,9 @@ from .settings import Settings
 from .template_watch import TemplateWatch
 
 log = logging.getLogger("watcher")
-BURST_WINDOW = 2.0  # seconds in which burst_starts starts make a burst
-END = object()  # put on the queue when the event stream ends
-READY = object()  # put on the queue by the readiness prober when a new replica's port accepts
-WAKE = object()  # returned by _collect when a wait of the admission policies is over
 MAX_CONFIG_BYTES = 1 << 20
 STABLE_SESSION = 5.0  # a stream that lasted longer ended for a reason: reconnect at once
 MAX_INSPECTS = 3  # more containers changed than this: one list is cheaper than an inspect each
-RETRY_WRITE = object()  # put on the queue when files that could not be written are due another try
 WRITE_RETRY_SECONDS = 1.0
 
 
@@ -100,7 +96,7 @@ class Watcher:
         self._connect = connect
         self._stopping: frozenset[str] = frozenset()
         self._logged: set[tuple[str, str]] = set()
-        self._starts: collections.deque[float] = collections.deque()
+        self._batcher = Batcher(Waits.of(settings))
         self._readiness = Readiness(notify=self._port_opened)
         self._resynced = time.monotonic()
         self._queue: queue.Queue[object] | None = None
@@ -195,7 +191,8 @@ class Watcher:
             connected()
             watchdog.start(stop_watchdog)
             while True:
-                batch = self._collect(events)
+                resync = self.settings.resync_interval or None
+                batch = self._batcher.collect(events, resync, self._next_deadline())
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("batch: %s", _describe(batch))
                 ended = END in batch
@@ -290,68 +287,6 @@ class Watcher:
         """Called from the readiness prober's thread."""
         if self._queue is not None:
             self._queue.put(READY)
-
-    def _collect(self, events: queue.Queue[object]) -> list[object]:
-        """Wait for an event, then keep collecting until quiet for debounce_min
-        or debounce_max after the first; an empty list means "time to resync".
-
-        A port that opened is acted on at once (it is the last step before a
-        new replica can serve), unless replicas are arriving in a burst."""
-        try:
-            first = events.get(timeout=self._first_wait())
-        except queue.Empty:
-            deadline = self._next_deadline()
-            return [WAKE] if deadline is not None and deadline <= time.monotonic() else []
-        if first is READY and not self._in_burst():
-            return [first, *_drain(events)]
-        batch = [first]
-        deadline = time.monotonic() + self.settings.debounce_max
-        while first is not END:
-            wait = min(self.settings.debounce_min, deadline - time.monotonic())
-            if wait <= 0:
-                break
-            try:
-                item = events.get(timeout=wait)
-            except queue.Empty:
-                break
-            batch.append(item)
-            if item is END:
-                break
-        if self._burst_of_starts(batch):
-            self._hold(events, batch)
-        return batch
-
-    def _burst_of_starts(self, batch: list[object]) -> bool:
-        """True if the batch only adds replicas and starts are arriving in a burst
-        (`--scale web=20`): burst_starts of them within BURST_WINDOW seconds."""
-        starts = [i for i in batch if isinstance(i, E.Event) and E.is_addition(i)]
-        self._starts.extend([time.monotonic()] * len(starts))
-        return bool(batch) and all(map(_adds, batch)) and self._in_burst()
-
-    def _in_burst(self) -> bool:
-        now = time.monotonic()
-        while self._starts and now - self._starts[0] > BURST_WINDOW:
-            self._starts.popleft()
-        return len(self._starts) >= self.settings.burst_starts
-
-    def _hold(self, events: queue.Queue[object], batch: list[object]) -> None:
-        """Keep collecting starts until quiet for burst_quiet or burst_max has
-        passed, so a burst costs a few reloads instead of one per replica.
-        Anything that may take a replica out ends the wait at once."""
-        deadline = time.monotonic() + self.settings.burst_max
-        while True:
-            wait = min(self.settings.burst_quiet, deadline - time.monotonic())
-            if wait <= 0:
-                return
-            try:
-                item = events.get(timeout=wait)
-            except queue.Empty:
-                return
-            batch.append(item)
-            if not _adds(item):
-                return
-            if item is not READY:
-                self._starts.append(time.monotonic())
 
     def sync(self, source: DockerSource, proxy_id: str, changed: Collection[str] | None = None) -> Model:
         """Rebuild everything from Docker's current state and write what changed.
@@ -465,14 +400,6 @@ class Watcher:
         deadlines = [d for d in (self._leaving.next_deadline(), self._flapping.next_deadline()) if d is not None]
         return min(deadlines, default=None)
 
-    def _first_wait(self) -> float | None:
-        """How long _collect waits for a first item: until the resync, or the next deadline of a wait."""
-        resync = self.settings.resync_interval or None
-        deadline = self._next_deadline()
-        if deadline is None:
-            return resync
-        left = max(0.0, deadline - time.monotonic()) + 0.01  # so that it has passed when the wait ends
-        return left if resync is None else min(resync, left)
     def _own_services(self, services: set[str]) -> None:
         """Add to the services that own their upstreams, and keep them in the run dir (best effort)."""
         if services <= self._services:
@@ -516,11 +443,6 @@ class Watcher:
         self._logged = current
 
 
-def _adds(item: object) -> bool:
-    """True for what can only add a replica: a start, an unpause, a network connect, a port that opened."""
-    return item is READY or (isinstance(item, E.Event) and E.is_addition(item))
-
-
 def _signal_name(number: int | None) -> str:
     try:
         return signal.Signals(number or 0).name
@@ -545,16 +467,6 @@ def _describe(batch: list[object]) -> str:
     if stamped:
         described += f" (oldest {(time.time() - min(stamped)) * 1000:.0f} ms ago)"
     return described
-
-
-def _drain(events: queue.Queue[object]) -> list[object]:
-    """Whatever is on the queue already, without waiting."""
-    items = []
-    while True:
-        try:
-            items.append(events.get_nowait())
-        except queue.Empty:
-            return items
 
 
 def _heard(stream: Iterable[E.Event], watchdog: reconnect.Watchdog) -> Iterator[E.Event]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import queue
 
 import pytest
 from dynamic_nginx import events as E
@@ -166,18 +165,6 @@ def test_a_destroyed_container_is_forgotten() -> None:
 
 
 SETTINGS = Settings(debounce_min=0.01, debounce_max=0.05, resync_interval=5)
-
-
-def test_the_watcher_wakes_at_a_grace_deadline_instead_of_waiting_for_the_resync() -> None:
-    watcher = Watcher(SETTINGS)
-    watcher._leaving = Leaving(margin=0.0)
-    watcher._leaving.kill(A, "shop-web-1", "SIGTERM", 0.1)
-    assert watcher._collect(queue.Queue()) == [WAKE]
-
-
-def test_without_a_deadline_the_watcher_waits_for_the_resync() -> None:
-    watcher = Watcher(dataclasses.replace(SETTINGS, resync_interval=0.1))
-    assert watcher._collect(queue.Queue()) == []
 
 
 def test_a_wake_up_alone_asks_docker_nothing() -> None:
