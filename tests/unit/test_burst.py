@@ -8,7 +8,7 @@ import pytest
 from dynamic_nginx import events as E
 from dynamic_nginx.batching import END, READY, WAKE, Batcher, Waits
 from dynamic_nginx.settings import Settings
-from dynamic_nginx.watcher import Watcher
+from dynamic_nginx.view import DockerView
 from fake_clock import FakeClock, Scripted
 from support import container, proxy
 
@@ -180,10 +180,10 @@ def kill(container: str) -> E.Event:
     ],
 )
 def test_what_a_batch_asks_of_docker(batch: list[object], stopping: set[str], changed: set[str] | None) -> None:
-    watcher = Watcher(SETTINGS)
-    watcher._stopping = frozenset(stopping)
-    watcher._listed = (proxy(), [container(name, id=name) for name in (A, B)])
-    assert watcher._changed(batch, PROXY_ID) == changed
+    view = DockerView()
+    view.assume(proxy(), [container(name, id=name) for name in (A, B)])
+    view.stopping = frozenset(stopping)
+    assert view.changed(batch, PROXY_ID) == changed
 
 
 @pytest.mark.parametrize(
@@ -197,13 +197,13 @@ def test_what_a_batch_asks_of_docker(batch: list[object], stopping: set[str], ch
     ],
 )
 def test_only_a_start_brings_in_an_unlisted_container(batch: list[object], changed: set[str]) -> None:
-    watcher = Watcher(SETTINGS)
-    watcher._listed = (proxy(), [container("shop-web-1", id=A)])
-    assert watcher._changed(batch, PROXY_ID) == changed
+    view = DockerView()
+    view.assume(proxy(), [container("shop-web-1", id=A)])
+    assert view.changed(batch, PROXY_ID) == changed
 
 
 def test_before_the_first_list_everything_is_listed() -> None:
-    assert Watcher(SETTINGS)._changed([READY], PROXY_ID) is None
+    assert DockerView().changed([READY], PROXY_ID) is None
 
 
 def labelled(action: str, container: str, **labels: str) -> E.Event:
@@ -226,10 +226,10 @@ def labelled(action: str, container: str, **labels: str) -> E.Event:
     ],
 )
 def test_events_about_containers_never_served_are_dropped(event_: E.Event, scope: str, relevant: bool) -> None:
-    watcher = Watcher(dataclasses.replace(SETTINGS, scope=scope))
-    watcher._listed = (proxy(id="proxy"), [container("shop-web-1", id=A)])
-    assert watcher._relevant(event_) is relevant
+    view = DockerView(opted_in=scope == "all")
+    view.assume(proxy(id="proxy"), [container("shop-web-1", id=A)])
+    assert view.relevant(event_) is relevant
 
 
 def test_before_the_first_list_every_event_is_relevant() -> None:
-    assert Watcher(SETTINGS)._relevant(labelled("start", "new", **{"com.docker.compose.project": "other"}))
+    assert DockerView().relevant(labelled("start", "new", **{"com.docker.compose.project": "other"}))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import docker_source as D
-from dynamic_nginx.watcher import SERVICES, Watcher, load_services
+from dynamic_nginx.rebuild import SERVICES, load_services
+from dynamic_nginx.watcher import Watcher
 from fake_docker import FakeDocker
 from support import PROXY_ID, members, settings_in
 
@@ -34,7 +35,7 @@ def host(app_state: str | None) -> FakeDocker:
     ],
 )
 def test_who_serves_app_upstream(tmp_path: Path, app_state: str | None, expected: list[str]) -> None:
-    watcher = Watcher(settings_in(tmp_path, container=PROXY_ID))
+    watcher = Watcher(settings_in(tmp_path, container=PROXY_ID, probe_ports=False))
     model = watcher.sync(D.DockerSource(host(app_state)), PROXY_ID)
     assert members(model).get("app.upstream", []) == expected
     refused = [p for p in model.problems if "shop-intruder-1" in p]
@@ -42,7 +43,7 @@ def test_who_serves_app_upstream(tmp_path: Path, app_state: str | None, expected
 
 
 def test_a_restarted_watcher_knows_the_services_a_scale_to_zero_left_without_containers(tmp_path: Path) -> None:
-    settings = settings_in(tmp_path, container=PROXY_ID)
+    settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False)
     Watcher(settings).sync(D.DockerSource(host("running")), PROXY_ID)
     assert load_services(settings.run_dir / SERVICES) == {"app", "intruder"}
     # app scaled to 0 (its containers removed), then supervisord restarts the watcher.
