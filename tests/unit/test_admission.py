@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import queue
 
 import pytest
 from dynamic_nginx import events as E
-from dynamic_nginx.admission import DOCKER_STOP_TIMEOUT, Flapping, Hold, Leaving
-from dynamic_nginx.settings import Settings
-from dynamic_nginx.watcher import WAKE, Watcher
+from dynamic_nginx.admission import DOCKER_STOP_TIMEOUT, GRACE_MARGIN, Flapping, Hold, Leaving
+from dynamic_nginx.batching import WAKE
+from dynamic_nginx.view import DockerView
+from fake_clock import FakeClock
 from support import PROXY_ID, container, proxy
 
 A, B = "a" * 64, "b" * 64
@@ -165,25 +165,29 @@ def test_a_destroyed_container_is_forgotten() -> None:
     assert policy.started(A) is None, "its history went with it"
 
 
-SETTINGS = Settings(debounce_min=0.01, debounce_max=0.05, resync_interval=5)
+class NoDocker:
+    """A view's Docker source that knows nothing: no stop signal cached, nothing to forget."""
 
+    def stop_signal(self, container_id: str) -> str:
+        return ""
 
-def test_the_watcher_wakes_at_a_grace_deadline_instead_of_waiting_for_the_resync() -> None:
-    watcher = Watcher(SETTINGS)
-    watcher._leaving = Leaving(margin=0.0)
-    watcher._leaving.kill(A, "shop-web-1", "SIGTERM", 0.1)
-    assert watcher._collect(queue.Queue()) == [WAKE]
-
-
-def test_without_a_deadline_the_watcher_waits_for_the_resync() -> None:
-    watcher = Watcher(dataclasses.replace(SETTINGS, resync_interval=0.1))
-    assert watcher._collect(queue.Queue()) == []
+    def forget(self, container_id: str) -> None:
+        pass
 
 
 def test_a_wake_up_alone_asks_docker_nothing() -> None:
-    watcher = Watcher(SETTINGS)
-    watcher._listed = (proxy(), [])
-    assert watcher._changed([WAKE], PROXY_ID) == set()
+    view = DockerView()
+    view.assume(proxy())
+    assert view.changed([WAKE], PROXY_ID) == set()
+
+
+def test_the_view_wakes_the_watcher_at_a_grace_deadline_instead_of_the_resync() -> None:
+    clock = FakeClock()
+    view = DockerView(clock=clock)
+    view.assume(proxy(), [dataclasses.replace(container("shop-web-1", id=A), stop_timeout=0.5)])
+    view.apply(NoDocker(), kill("15"))
+    assert view.next_deadline() == clock.now() + 0.5 + GRACE_MARGIN
+    assert view.stopping == {A}
 
 
 @pytest.mark.parametrize(
@@ -196,19 +200,21 @@ def test_a_wake_up_alone_asks_docker_nothing() -> None:
 def test_a_replica_past_its_grace_period_leaves_the_stopping_set(
     state: str, logged: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    watcher = Watcher(SETTINGS)
-    web = container("shop-web-1", id=A, state=state)
-    watcher._listed = (proxy(), [web])
-    watcher._stopping = frozenset({A, B})
-    watcher._leaving = Leaving(margin=0.0)
-    watcher._leaving.kill(A, "shop-web-1", "SIGTERM", 0.0)
-    over = watcher._waits_over()
+    clock = FakeClock()
+    view = DockerView(clock=clock)
+    view.assume(proxy(), [dataclasses.replace(container("shop-web-1", id=A), stop_timeout=0.0)])
+    for event in (kill("15"), E.Event("container", "kill", B, {"signal": "15"})):
+        view.apply(NoDocker(), event)
+    view.assume(proxy(), [container("shop-web-1", id=A, state=state)])
+    clock.advance(GRACE_MARGIN)
+    ask, over = view.ask([WAKE], PROXY_ID, resync=60)
     assert set(over) == {A}
-    assert watcher._stopping == {B}
+    assert ask == {A}, "Docker is asked about it again"
+    assert view.stopping == {B}
     with caplog.at_level("INFO", logger="watcher"):
-        watcher._log_back(over)
+        view.log_back(over)
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == (["shop-web-1 still runs 0.0 s after SIGTERM, past its 0 s stop grace period: back in its upstreams"]
+    assert lines == (["shop-web-1 still runs 1.0 s after SIGTERM, past its 0 s stop grace period: back in its upstreams"]
                      if logged else [])
 
 
@@ -251,10 +257,9 @@ def kill(signal: str) -> E.Event:
 def test_what_the_watcher_logs_about_a_replica(
     events: list[E.Event], stop_signal: str, lines: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    watcher = Watcher(SETTINGS)
-    watcher._listed = (proxy(), [container("shop-web-1", id=A, stop_signal=stop_signal)])
+    view = DockerView()
+    view.assume(proxy(), [container("shop-web-1", id=A, stop_signal=stop_signal)])
     with caplog.at_level("INFO", logger="watcher"):
         for event in events:
-            watcher._admission(event, stop_signal, watcher._find(A))
-            watcher._stopping = E.update_stopping(watcher._stopping, event, stop_signal)
+            view.apply(NoDocker(), event)
     assert [r.getMessage() for r in caplog.records] == lines

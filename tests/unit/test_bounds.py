@@ -8,7 +8,7 @@ import pytest
 from dynamic_nginx import labels as L
 from dynamic_nginx import model
 from dynamic_nginx.marker import MARKER
-from dynamic_nginx.watcher import config_texts
+from dynamic_nginx.rebuild import config_texts
 from support import container, proxy
 
 GENERATED = f"{MARKER}\nupstream gone.upstream {{\n    server 127.0.0.1:65535 down;\n}}\n"

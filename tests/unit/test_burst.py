@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import queue
-import threading
-import time
 
 import pytest
 from dynamic_nginx import events as E
+from dynamic_nginx.batching import END, READY, WAKE, Batcher, Waits
 from dynamic_nginx.settings import Settings
-from dynamic_nginx.watcher import END, READY, Watcher
+from dynamic_nginx.view import DockerView
+from fake_clock import FakeClock, Scripted
 from support import container, proxy
 
 
@@ -36,31 +35,27 @@ def test_is_addition(item: E.Event, addition: bool) -> None:
     assert E.is_addition(item) is addition
 
 
+WAITS = Waits(debounce_min=0.01, debounce_max=0.05, burst_starts=3, burst_quiet=0.3, burst_max=2.0)
 SETTINGS = Settings(debounce_min=0.01, debounce_max=0.05, burst_starts=3, burst_quiet=0.3, burst_max=2.0,
                     resync_interval=5)
 
 
 def collect(
-    items: list[object], later: list[tuple[float, object]] = (), watcher: Watcher | None = None
+    items: list[object], later: list[tuple[float, object]] = (), batcher: Batcher | None = None
 ) -> tuple[list[object], float]:
-    """Run Watcher._collect on a real queue: `items` now, `later` fed from a thread after delays."""
-    watcher = watcher or Watcher(SETTINGS)
-    events: queue.Queue[object] = queue.Queue()
-    for item in items:
-        events.put(item)
-
-    def feed() -> None:
-        for delay, item in later:
-            time.sleep(delay)
-            events.put(item)
-
-    feeder = threading.Thread(target=feed)
-    feeder.start()
-    started = time.monotonic()
-    batch = watcher._collect(events)
-    took = time.monotonic() - started
-    feeder.join()
-    return batch, took
+    """Run Batcher.collect on a fake clock: `items` queued now, each of `later` after a delay
+    from the one before; the time it took is on the fake clock."""
+    batcher = batcher or Batcher(WAITS, FakeClock())
+    clock = batcher.clock
+    assert isinstance(clock, FakeClock)
+    at = 0.0
+    timed = []
+    for delay, item in later:
+        at += delay
+        timed.append((at, item))
+    started = clock.now()
+    batch = batcher.collect(Scripted(clock, items, timed), resync=5)
+    return batch, clock.now() - started
 
 
 def test_a_single_start_is_not_held() -> None:
@@ -73,8 +68,7 @@ def test_a_burst_of_starts_is_collected_until_quiet() -> None:
     more = [(0.1, event("start", container=f"d{i}")) for i in range(4)]
     batch, took = collect(starts, more)
     assert batch == starts + [item for _, item in more]
-    # Held through the four later starts (the feeder began slightly before the clock), then the quiet time.
-    assert took >= 0.3 + 0.3
+    assert took == pytest.approx(0.4 + 0.3)  # held through the four later starts, then the quiet time
 
 
 @pytest.mark.parametrize(
@@ -90,7 +84,7 @@ def test_anything_that_may_remove_ends_the_hold(urgent: object) -> None:
     starts = [event("start", container=f"c{i}") for i in range(3)]
     batch, took = collect(starts, [(0.1, urgent), (1.5, event("start", container="late"))])
     assert batch == starts + [urgent]
-    assert took < 1.5
+    assert took == pytest.approx(0.1)  # held until the urgent item, no longer
 
 
 def test_a_batch_with_a_removal_is_never_held() -> None:
@@ -101,10 +95,10 @@ def test_a_batch_with_a_removal_is_never_held() -> None:
 
 def test_a_port_that_opened_is_acted_on_without_debounce() -> None:
     # SETTINGS debounce for 10 ms; a 1 s debounce shows the port skips it.
-    watcher = Watcher(dataclasses.replace(SETTINGS, debounce_min=1.0, debounce_max=2.0))
-    batch, took = collect([READY], [(0.3, event("start", container="later"))], watcher)
+    batcher = Batcher(dataclasses.replace(WAITS, debounce_min=1.0, debounce_max=2.0), FakeClock())
+    batch, took = collect([READY], [(0.3, event("start", container="later"))], batcher)
     assert batch == [READY]
-    assert took < 0.25  # the later start (0.3 s) was not waited for
+    assert took == 0  # the later start (0.3 s) was not waited for
 
 
 def test_what_is_queued_with_a_port_that_opened_comes_along() -> None:
@@ -113,12 +107,52 @@ def test_what_is_queued_with_a_port_that_opened_comes_along() -> None:
 
 
 def test_during_a_burst_opened_ports_are_held_like_starts() -> None:
-    watcher = Watcher(SETTINGS)
+    batcher = Batcher(WAITS, FakeClock())
     starts = [event("start", container=f"c{i}") for i in range(3)]
-    collect(starts, watcher=watcher)  # a burst is under way
-    batch, took = collect([READY], [(0.1, READY), (0.1, event("start", container="c4"))], watcher)
+    collect(starts, batcher=batcher)  # a burst is under way
+    batch, took = collect([READY], [(0.1, READY), (0.1, event("start", container="c4"))], batcher)
     assert batch == [READY, READY, event("start", container="c4")]
-    assert took >= 0.2 + 0.3  # held through both, then the quiet time
+    assert took == pytest.approx(0.2 + 0.3)  # held through both, then the quiet time
+
+
+def test_the_debounce_ends_debounce_max_after_the_first_item_however_busy() -> None:
+    steady = [(0.004, event("die", container=f"c{i}")) for i in range(40)]
+    batch, took = collect([event("die", container="first")], steady)
+    assert took == pytest.approx(0.05)
+    assert len(batch) == 1 + 12
+
+
+def test_an_item_after_the_quiet_time_is_left_for_the_next_batch() -> None:
+    batch, took = collect([event("die", container="a")], [(0.02, event("die", container="b"))])
+    assert batch == [event("die", container="a")]
+    assert took == pytest.approx(0.01)
+
+
+def test_a_burst_is_held_at_most_burst_max() -> None:
+    starts = [event("start", container=f"c{i}") for i in range(3)]
+    steady = [(0.2, event("start", container=f"d{i}")) for i in range(30)]
+    batch, took = collect(starts, steady)
+    assert took == pytest.approx(0.01 + 2.0)  # the debounce, then burst_max
+    assert len(batch) == 3 + 10
+
+
+@pytest.mark.parametrize(
+    ("resync", "deadline", "batch", "waited"),
+    [
+        pytest.param(5.0, None, [], 5.0, id="nothing happens: resync after the interval"),
+        pytest.param(None, 0.1, [WAKE], 0.11, id="no resync: wake just past the deadline"),
+        pytest.param(5.0, 0.1, [WAKE], 0.11, id="a deadline before the resync: wake"),
+        pytest.param(0.05, 0.1, [], 0.05, id="the resync comes first"),
+        pytest.param(5.0, -1.0, [WAKE], 0.01, id="a deadline already past: wake at once"),
+    ],
+)
+def test_an_empty_wait_ends_in_a_resync_or_a_wake_up(
+    resync: float | None, deadline: float | None, batch: list[object], waited: float
+) -> None:
+    clock = FakeClock()
+    at = None if deadline is None else clock.now() + deadline
+    assert Batcher(WAITS, clock).collect(Scripted(clock), resync, at) == batch
+    assert clock.now() - 1000.0 == pytest.approx(waited)
 
 
 PROXY_ID = "p" * 64
@@ -146,10 +180,10 @@ def kill(container: str) -> E.Event:
     ],
 )
 def test_what_a_batch_asks_of_docker(batch: list[object], stopping: set[str], changed: set[str] | None) -> None:
-    watcher = Watcher(SETTINGS)
-    watcher._stopping = frozenset(stopping)
-    watcher._listed = (proxy(), [container(name, id=name) for name in (A, B)])
-    assert watcher._changed(batch, PROXY_ID) == changed
+    view = DockerView()
+    view.assume(proxy(), [container(name, id=name) for name in (A, B)])
+    view.stopping = frozenset(stopping)
+    assert view.changed(batch, PROXY_ID) == changed
 
 
 @pytest.mark.parametrize(
@@ -163,13 +197,13 @@ def test_what_a_batch_asks_of_docker(batch: list[object], stopping: set[str], ch
     ],
 )
 def test_only_a_start_brings_in_an_unlisted_container(batch: list[object], changed: set[str]) -> None:
-    watcher = Watcher(SETTINGS)
-    watcher._listed = (proxy(), [container("shop-web-1", id=A)])
-    assert watcher._changed(batch, PROXY_ID) == changed
+    view = DockerView()
+    view.assume(proxy(), [container("shop-web-1", id=A)])
+    assert view.changed(batch, PROXY_ID) == changed
 
 
 def test_before_the_first_list_everything_is_listed() -> None:
-    assert Watcher(SETTINGS)._changed([READY], PROXY_ID) is None
+    assert DockerView().changed([READY], PROXY_ID) is None
 
 
 def labelled(action: str, container: str, **labels: str) -> E.Event:
@@ -192,10 +226,10 @@ def labelled(action: str, container: str, **labels: str) -> E.Event:
     ],
 )
 def test_events_about_containers_never_served_are_dropped(event_: E.Event, scope: str, relevant: bool) -> None:
-    watcher = Watcher(dataclasses.replace(SETTINGS, scope=scope))
-    watcher._listed = (proxy(id="proxy"), [container("shop-web-1", id=A)])
-    assert watcher._relevant(event_) is relevant
+    view = DockerView(opted_in=scope == "all")
+    view.assume(proxy(id="proxy"), [container("shop-web-1", id=A)])
+    assert view.relevant(event_) is relevant
 
 
 def test_before_the_first_list_every_event_is_relevant() -> None:
-    assert Watcher(SETTINGS)._relevant(labelled("start", "new", **{"com.docker.compose.project": "other"}))
+    assert DockerView().relevant(labelled("start", "new", **{"com.docker.compose.project": "other"}))

@@ -30,8 +30,10 @@ from dynamic_nginx import lastgood, write
 from dynamic_nginx.marker import MARKER, RECORD, TEMP_PREFIX
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.reloader import Reloader
-from dynamic_nginx.watcher import RETRY_WRITE, Watcher
-from support import needs_nginx, nginx_command, settings_in
+from dynamic_nginx.batching import RETRY_WRITE
+from dynamic_nginx.rebuild import Output
+from dynamic_nginx.view import DockerView
+from support import needs_nginx, nginx_command, proxy, settings_in
 
 GOOD = f"{MARKER} from site.conf.j2; changes are overwritten.\nupstream a.upstream {{ server 10.0.0.1:80; }}\n"
 NEWER = GOOD.replace("10.0.0.1", "10.0.0.2")
@@ -81,33 +83,32 @@ def test_the_watcher_logs_a_failed_write_once_and_retries_until_it_works(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = blocked_folder(tmp_path)
-    watcher = Watcher(dataclasses.replace(settings_in(tmp_path), conf_dir=folder))
-    events: queue.Queue[object] = queue.Queue()
-    watcher._queue = events
+    retries: queue.Queue[object] = queue.Queue()
+    output = Output(dataclasses.replace(settings_in(tmp_path), conf_dir=folder), retry=lambda: retries.put("retry"))
     caplog.set_level(logging.INFO, "watcher")
 
     for _ in range(3):  # the first try and two retries
-        assert not watcher._write({"site.conf": GOOD}, ())
+        assert not output.write({"site.conf": GOOD})
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == [
         f"cannot list {folder}: [Errno 20] Not a directory; nginx keeps its current configuration; retrying",
         f"cannot write {folder}/site.conf: [Errno 20] Not a directory; "
         "nginx keeps its current configuration; retrying",
     ]
-    assert events.get(timeout=10) is RETRY_WRITE  # a timed retry: no Docker event needed
+    assert retries.get(timeout=10) == "retry"  # a timed retry: no Docker event needed
 
     (tmp_path / "blocked").unlink()  # the operator frees the disk
     folder.mkdir(parents=True)
-    assert watcher._write({"site.conf": GOOD}, ()).written == ("site.conf",)
+    assert output.write({"site.conf": GOOD}).written == ("site.conf",)
     assert (folder / "site.conf").read_text() == GOOD
     assert caplog.records[-1].getMessage() == f"files in {folder} can be written again"
 
 
-def test_watcher_changed_treats_a_retry_as_nothing_new_from_docker(tmp_path: Path) -> None:
-    watcher = Watcher(settings_in(tmp_path))
-    assert watcher._changed([RETRY_WRITE], "proxy") is None  # nothing listed yet: list
-    watcher._listed = (None, [])  # type: ignore[assignment]
-    assert watcher._changed([RETRY_WRITE], "proxy") == set()  # render from the last list
+def test_a_write_retry_asks_docker_nothing_new() -> None:
+    view = DockerView()
+    assert view.changed([RETRY_WRITE], "proxy") is None  # nothing listed yet: list
+    view.assume(proxy())
+    assert view.changed([RETRY_WRITE], "proxy") == set()  # render from the last list
 
 
 @needs_nginx

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from dynamic_nginx import events as E
 from dynamic_nginx.events import Event
-from dynamic_nginx.watcher import mark_stopping
+from dynamic_nginx.rebuild import mark_stopping
 from support import container
 
 WEB_ID = "6a6e1f48a05b4e84c33066ba89863f9d4d8e5291aea380e2e8ff94b8789042d7"

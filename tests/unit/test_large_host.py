@@ -16,6 +16,7 @@ from dynamic_nginx import docker_source as D
 from dynamic_nginx import events as E
 from dynamic_nginx.inbox import OVERFLOW, Inbox
 from dynamic_nginx.model import Container
+from dynamic_nginx.view import DockerView
 from dynamic_nginx.watcher import Watcher
 from fake_docker import NETWORK, APIError, FakeDocker
 from support import PROJECT, PROXY_ID, container, settings_in
@@ -232,9 +233,9 @@ def test_an_overflow_after_the_list_was_made_asks_for_another(taken: bool, marke
 
 
 def test_an_overflow_makes_the_watcher_list_everything(tmp_path: Path) -> None:
-    watcher = Watcher(settings_in(tmp_path))
-    watcher._listed = (D.Proxy(id=PROXY_ID, name="p", project=PROJECT, networks=()), [])
-    assert watcher._changed([event(1), OVERFLOW], PROXY_ID) is None
+    view = DockerView()
+    view.assume(D.Proxy(id=PROXY_ID, name="p", project=PROJECT, networks=()))
+    assert view.changed([event(1), OVERFLOW], PROXY_ID) is None
 
 
 def test_the_daemon_sends_only_the_events_we_act_on() -> None:
@@ -253,14 +254,16 @@ def test_the_daemon_sends_only_the_events_we_act_on() -> None:
 def test_a_periodic_resync_inspects_only_the_proxy_and_a_kill_is_acted_on(tmp_path: Path) -> None:
     docker, ids = filled(500)
     docker.records[ids[0]].service = "web"
-    settings = settings_in(tmp_path, resync_interval=0.05, debounce_min=0.01, debounce_max=0.05, container=PROXY_ID)
+    settings = settings_in(
+        tmp_path, resync_interval=0.05, debounce_min=0.01, debounce_max=0.05, container=PROXY_ID, probe_ports=False
+    )
     watcher = Watcher(settings, connect=lambda: D.DockerSource(docker))
     source = D.DockerSource(docker)
-    follow = threading.Thread(target=watcher._follow, args=(source,), name="follow")
+    follow = threading.Thread(target=watcher.follow, args=(source,), name="follow")
     follow.start()
     try:
         deadline = time.monotonic() + 10
-        while watcher._listed is None or len(docker.inspected) < 502:
+        while not watcher.answered or len(docker.inspected) < 502:
             assert time.monotonic() < deadline, "the first list never came"
             time.sleep(0.01)
         docker.inspected.clear()
@@ -272,11 +275,10 @@ def test_a_periodic_resync_inspects_only_the_proxy_and_a_kill_is_acted_on(tmp_pa
             "Type": "container", "Action": "kill",
             "Actor": {"ID": ids[0], "Attributes": {"signal": "15", "name": "shop-filler-0"}},
         })
-        while ids[0] not in watcher._stopping:
+        while ids[0] not in watcher.view.stopping:
             assert time.monotonic() < deadline, "the kill was not acted on"
             time.sleep(0.01)
     finally:
-        if docker.stream is not None:
-            docker.stream.close()
+        watcher.stop()
         follow.join(10)
     assert not follow.is_alive()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import docker_source as D
-from dynamic_nginx.watcher import SERVICES, Watcher, load_services
+from dynamic_nginx.rebuild import SERVICES, load_services
+from dynamic_nginx.watcher import Watcher
 from fake_docker import FakeDocker
 from support import PROXY_ID, members, settings_in
 

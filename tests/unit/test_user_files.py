@@ -15,7 +15,7 @@ import pytest
 from dynamic_nginx import lastgood, startup, write
 from dynamic_nginx.marker import MARKER, RECORD, recorded
 from dynamic_nginx.nginx import Nginx
-from dynamic_nginx.watcher import Watcher
+from dynamic_nginx.rebuild import Output
 from support import nginx_command, needs_nginx, settings_in
 
 GENERATED = f"{MARKER} from up.conf.j2; changes are overwritten.\nupstream a.upstream {{ server 10.0.0.1:80; }}\n"
@@ -139,20 +139,20 @@ def test_the_watcher_logs_each_conflict_once_while_it_lasts(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings_in(tmp_path)
-    watcher = Watcher(settings)
+    output = Output(settings)
     (settings.conf_dir / "up.conf").write_text(USERS)
     caplog.set_level(logging.INFO, "watcher")
 
     for _ in range(3):  # three renders: one line
-        watcher._write({"up.conf": GENERATED}, ())
+        output.write({"up.conf": GENERATED})
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith(f"{settings.conf_dir}/up.conf is your file")
     assert "rename your file" in warnings[0] and "remove it" in warnings[0]
 
     (settings.conf_dir / "up.conf").unlink()  # the fix: the generated file is written at the next render
-    assert watcher._write({"up.conf": GENERATED}, ()).written == ("up.conf",)
+    assert output.write({"up.conf": GENERATED}).written == ("up.conf",)
     (settings.conf_dir / "up.conf").write_text(USERS)  # back again: logged again
-    watcher._write({"up.conf": GENERATED}, ())
+    output.write({"up.conf": GENERATED})
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
 
 
@@ -186,7 +186,7 @@ def test_nginx_t_failing_on_a_pinned_copy_never_removes_it(
 def test_the_watcher_and_the_nginx_checks_share_one_record(tmp_path: Path) -> None:
     """The reloader and the start-up check read the record the watcher writes, in the run dir."""
     settings = settings_in(tmp_path)
-    Watcher(settings)._write({"up.conf": GENERATED}, ())
+    Output(settings).write({"up.conf": GENERATED})
     (settings.conf_dir / "pinned.conf").write_text(GENERATED)
     copies = startup._copies(settings)
     assert set(copies.current()) == {"up.conf"}
