@@ -60,9 +60,9 @@ def is_not_found(error: BaseException) -> bool:
 class SocketApi:
     """The few GETs the first render needs, over the Unix socket, without docker-py.
 
-    Importing docker-py (and requests) costs about 0.2 s of CPU, which is most
-    of the start-up budget: nginx must answer within half a second of the
-    container starting, with the upstreams already rendered. The long-running
+    Importing docker-py (and requests) is the largest cost on the path from the
+    container's start to nginx's first answer, which must come with the
+    upstreams already rendered. The long-running
     watcher uses docker-py for everything.
 
     The API version is negotiated as Docker's own CLI does, never pinned: one

@@ -102,7 +102,7 @@ def changes_listing(event: Event, stopping: frozenset[str]) -> bool:
     network disconnect) cannot change the model either: it is out already.
     A destroy only removes a container, which the watcher does to its last
     list itself. Skipping the list for these matters when many replicas stop
-    at once, the moment dockerd is busiest and a list can take half a second.
+    at once, the moment dockerd is busiest and a list is at its slowest.
     `stopping` is the set after the event was applied.
     """
     if event.type == "container" and event.action in ("kill", "destroy"):

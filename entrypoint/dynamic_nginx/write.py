@@ -17,9 +17,6 @@ from pathlib import Path
 
 from .marker import MARKER, TEMP_PREFIX, describe, is_ours, record_names, recorded, replace
 
-# marker owns RECORD; watcher.py still reads it as write.RECORD. Drop this line once it reads marker.RECORD.
-from .marker import RECORD as RECORD
-
 
 @dataclasses.dataclass(frozen=True)
 class Changes:
