@@ -56,6 +56,21 @@ server {{
 }}
 """
 
+# app.upstream behind /, and /static, which needs no upstream: what serves while Docker is away.
+STATIC_SITE = """
+server {
+    listen 80;
+    location /static {
+        return 200 "static\\n";
+    }
+    location / {
+        proxy_pass http://app.upstream;
+        proxy_next_upstream error timeout;
+        proxy_connect_timeout 1s;
+    }
+}
+"""
+
 SERVER_LINE = re.compile(r"^\s+server (\d+\.\d+\.\d+\.\d+:\d+)[ ;]", re.M)
 
 

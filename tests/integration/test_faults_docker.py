@@ -18,21 +18,9 @@ from pathlib import Path
 import pytest
 
 from engines import Engine, SocketProxy
-from harness import BACKEND_IMAGE, IMAGE, Load, Project, free_port, get, record, rendered_servers, run, tally, wait_for
+from harness import STATIC_SITE, BACKEND_IMAGE, IMAGE, Load, Project, free_port, get, record, rendered_servers, run, tally, wait_for
 
-SITE = """
-server {
-    listen 80;
-    location /static {
-        return 200 "static\\n";
-    }
-    location / {
-        proxy_pass http://app.upstream;
-        proxy_next_upstream error timeout;
-        proxy_connect_timeout 1s;
-    }
-}
-"""
+SITE = STATIC_SITE
 
 # The proxy reaches Docker through the socket proxy's FOLDER, as docs/operations.md recommends.
 BEHIND_SOCKET_PROXY = """

@@ -17,21 +17,9 @@ from pathlib import Path
 import pytest
 
 from engines import SocketProxy
-from harness import Project, get, run, wait_for
+from harness import STATIC_SITE, Project, get, run, wait_for
 
-SITE = """
-server {
-    listen 80;
-    location /static {
-        return 200 "static\\n";
-    }
-    location / {
-        proxy_pass http://app.upstream;
-        proxy_next_upstream error timeout;
-        proxy_connect_timeout 1s;
-    }
-}
-"""
+SITE = STATIC_SITE
 
 # The calls the image may make: GET/HEAD, unversioned or /v1.xx/-prefixed, with any query.
 V = r"(/v1\.[0-9]+)?"

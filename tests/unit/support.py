@@ -7,17 +7,21 @@ table row reads like the situation it describes:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import signal
+import subprocess
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from dynamic_nginx import labels as L
 from dynamic_nginx.model import Container, Model, Proxy
 from dynamic_nginx.marker import RECORD
+from dynamic_nginx.nginx import children
 from dynamic_nginx.settings import Settings
 
 PROJECT = "shop"
@@ -163,3 +167,31 @@ def threads_left_behind(before: Iterable[threading.Thread], grace: float = 2.0) 
         if thread.is_alive():
             left.append(thread)
     return left
+
+
+def _pid_written(path: Path) -> bool:
+    try:
+        return path.read_text().strip().isdigit()
+    except FileNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
+def nginx_running(command: list[str], tmp_path: Path, stop: signal.Signals = signal.SIGQUIT) -> Iterator[None]:
+    """Run nginx (logging to tmp_path/nginx.log) until its workers and pid file exist; stop it with `stop` after."""
+    with (tmp_path / "nginx.log").open("wb") as log:
+        master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while not (children(master.pid) and _pid_written(tmp_path / "nginx.pid")):
+            assert master.poll() is None, (tmp_path / "nginx.log").read_text()
+            assert time.monotonic() < deadline, "nginx did not start its workers"
+            time.sleep(0.02)
+        yield
+    finally:
+        master.send_signal(stop)
+        try:
+            master.wait(10)
+        except subprocess.TimeoutExpired:
+            master.kill()
+            master.wait()

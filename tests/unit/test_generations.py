@@ -14,7 +14,7 @@ import pytest
 from dynamic_nginx import generations as G
 from dynamic_nginx.generations import Generation, Keeper, Worker, old_generations, read_worker, to_end
 from dynamic_nginx.nginx import Nginx, children
-from support import needs_nginx, nginx_command
+from support import needs_nginx, nginx_command, nginx_running
 
 
 def worker(pid: int, started: int, draining: bool = True, rss: int = 4096) -> Worker:
@@ -113,22 +113,10 @@ def held_nginx(tmp_path: Path) -> Iterator[tuple[Nginx, Path]]:
         f"        location / {{ proxy_pass http://127.0.0.1:{port}; proxy_read_timeout 1h; }} }}\n"
     )
     command = nginx_command(tmp_path, conf_d, server=server)
-    with (tmp_path / "nginx.log").open("wb") as log:
-        master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while not (children(master.pid) and (tmp_path / "nginx.pid").exists()):
-            assert master.poll() is None, (tmp_path / "nginx.log").read_text()
-            assert time.monotonic() < deadline, "nginx did not start its workers"
-            time.sleep(0.02)
-        yield Nginx(command, tmp_path / "nginx.pid", retire_early=True), tmp_path
+        with nginx_running(command, tmp_path, signal.SIGTERM):
+            yield Nginx(command, tmp_path / "nginx.pid", retire_early=True), tmp_path
     finally:
-        master.send_signal(signal.SIGTERM)
-        try:
-            master.wait(10)
-        except subprocess.TimeoutExpired:
-            master.kill()
-            master.wait()
         backend.close()
 
 

@@ -14,7 +14,7 @@ import pytest
 from dynamic_nginx import reloader
 from dynamic_nginx.nginx import Nginx, children, config_args, find_master, first_error, read_command, retire
 from dynamic_nginx.reloader import Reloader
-from support import needs_nginx, nginx_command, settings_in
+from support import needs_nginx, nginx_command, nginx_running, settings_in
 
 HOST_NOT_FOUND = """\
 2026/11/25 20:55:50 [emerg] 9#9: host not found in upstream "web.upstream" in /t/nginx.conf:7
@@ -186,13 +186,6 @@ def test_nginx_test_names_the_bad_file_and_line(tmp_path: Path, text: str, line:
     assert result.message.endswith(f" in {bad}:{line}")
 
 
-def pid_written(path: Path) -> bool:
-    try:
-        return path.read_text().strip().isdigit()
-    except FileNotFoundError:
-        return False
-
-
 @pytest.fixture
 def running_nginx(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     """A real nginx master with workers, listening only on a unix socket in tmp_path."""
@@ -201,22 +194,8 @@ def running_nginx(tmp_path: Path) -> Iterator[tuple[list[str], Path]]:
     command = nginx_command(
         tmp_path, conf_d, server=f"    server {{ listen unix:{tmp_path}/http.sock; return 204; }}\n"
     )
-    with (tmp_path / "nginx.log").open("wb") as log:
-        master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while not (children(master.pid) and pid_written(tmp_path / "nginx.pid")):
-            assert master.poll() is None, (tmp_path / "nginx.log").read_text()
-            assert time.monotonic() < deadline, "nginx did not start its workers"
-            time.sleep(0.02)
+    with nginx_running(command, tmp_path):
         yield command, tmp_path / "nginx.pid"
-    finally:
-        master.send_signal(signal.SIGQUIT)
-        try:
-            master.wait(10)
-        except subprocess.TimeoutExpired:
-            master.kill()
-            master.wait()
 
 
 @needs_nginx
