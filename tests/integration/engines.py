@@ -28,6 +28,24 @@ def build_dind() -> None:
         run(["docker", "build", "--network", "host", "-t", DIND_IMAGE, str(HERE / "dind")], timeout=900)
 
 
+# The proxy reaches Docker through the socket proxy's FOLDER, as docs/operations.md recommends.
+BEHIND_SOCKET_PROXY = """
+version: "3.8"
+services:
+  proxy:
+    image: {image}
+    ports: ["127.0.0.1:{port}:80"]
+    environment:
+      DOCKER_HOST: unix:///var/run/host-docker/docker.sock
+    volumes:
+      - SOCKET_FOLDER:/var/run/host-docker:ro
+      - CONF
+  app:
+    image: {backend}
+"""
+CONF_FOLDER = "./conf.d:/etc/nginx/conf.d"  # a bind-mounted folder owned by another user (root, here)
+
+
 class Engine:
     """A Docker engine in a container: `docker(...)` runs the CLI inside it,
     `restart_daemon()` restarts its dockerd with the container (and, with

@@ -17,26 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from engines import Engine, SocketProxy
+from engines import BEHIND_SOCKET_PROXY, CONF_FOLDER, Engine, SocketProxy
 from harness import STATIC_SITE, BACKEND_IMAGE, IMAGE, Load, Project, free_port, get, record, rendered_servers, run, tally, wait_for
 
 SITE = STATIC_SITE
 
-# The proxy reaches Docker through the socket proxy's FOLDER, as docs/operations.md recommends.
-BEHIND_SOCKET_PROXY = """
-version: "3.8"
-services:
-  proxy:
-    image: {image}
-    ports: ["127.0.0.1:{port}:80"]
-    environment:
-      DOCKER_HOST: unix:///var/run/host-docker/docker.sock
-    volumes:
-      - SOCKET_FOLDER:/var/run/host-docker:ro
-      - ./conf.d:/etc/nginx/conf.d
-  app:
-    image: {backend}
-"""
 
 
 @pytest.fixture
@@ -47,7 +32,7 @@ def socket_proxy(tmp_path: Path) -> Iterator[SocketProxy]:
 
 
 def behind(project, socket_proxy: SocketProxy) -> Project:
-    compose = BEHIND_SOCKET_PROXY.replace("SOCKET_FOLDER", str(socket_proxy.folder))
+    compose = BEHIND_SOCKET_PROXY.replace("SOCKET_FOLDER", str(socket_proxy.folder)).replace("CONF", CONF_FOLDER)
     return project(compose, {"conf.d/default.conf": SITE})
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engines import SocketProxy
+from engines import BEHIND_SOCKET_PROXY, CONF_FOLDER, SocketProxy
 from harness import STATIC_SITE, Project, get, run, wait_for
 
 SITE = STATIC_SITE
@@ -29,21 +29,6 @@ ALLOWED = tuple(
 )
 LOGGED = re.compile(r"^(\S+) (\S+) -> (forwarded|403|502.*)$")
 
-BEHIND = """
-version: "3.8"
-services:
-  proxy:
-    image: {image}
-    ports: ["127.0.0.1:{port}:80"]
-    environment:
-      DOCKER_HOST: unix:///var/run/host-docker/docker.sock
-    volumes:
-      - SOCKET_FOLDER:/var/run/host-docker:ro
-      - CONF
-  app:
-    image: {backend}
-"""
-CONF_FOLDER = "./conf.d:/etc/nginx/conf.d"  # a bind-mounted folder owned by another user (root, here)
 CONF_FILE = "./conf.d/default.conf:/etc/nginx/conf.d/default.conf:ro"  # the image's own conf.d folder
 
 
@@ -61,7 +46,7 @@ def socket_proxy(tmp_path: Path) -> Iterator[SocketProxy]:
 
 
 def behind(project, proxy: SocketProxy, conf: str = CONF_FOLDER) -> Project:
-    compose = BEHIND.replace("SOCKET_FOLDER", str(proxy.folder)).replace("CONF", conf)
+    compose = BEHIND_SOCKET_PROXY.replace("SOCKET_FOLDER", str(proxy.folder)).replace("CONF", conf)
     return project(compose, {"conf.d/default.conf": SITE})
 
 
