@@ -260,25 +260,44 @@ def stamp_key(line: str) -> str:
     return seconds + "." + fraction.ljust(9, "0")
 
 
-def servers_in_config(text: str) -> int | None:
-    """Servers in the proxy's last render, from its `first render:` / `wrote ...:` log lines."""
-    last = None
+def rendered_counts(text: str) -> list[tuple[str, int]]:
+    """(timestamp, servers) of each `first render:` / `wrote ...:` line of the proxy's log, in order."""
+    found = []
     for line in text.splitlines():
         if match := COUNTS.search(line):
-            last = sum(int(n) for n in re.findall(r"=(\d+)", match.group(1)))
-    return last
+            found.append((line.split(" ", 1)[0], sum(int(n) for n in re.findall(r"=(\d+)", match.group(1)))))
+    return found
+
+
+def servers_in_config(text: str) -> int | None:
+    """Servers in the proxy's last render."""
+    counts = rendered_counts(text)
+    return counts[-1][1] if counts else None
+
+
+def epoch(stamp: str) -> float:
+    """A `docker logs -t` timestamp (RFC 3339, UTC, nanoseconds) as seconds since the epoch."""
+    seconds, _, fraction = stamp.rstrip("Z").partition(".")
+    whole = datetime.datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return whole.timestamp() + float("0." + (fraction or "0"))
 
 
 def wait_config(n: Nested, expected: int, timeout: float) -> float:
-    """Wait until the proxy's last render holds `expected` servers and nothing was written for 5 s."""
+    """Seconds from now (the proxy's start) to the log line of its first render holding `expected` servers.
+
+    Waits until that render is also the last one for 5 s (steady state), but
+    the time returned is the render's own timestamp, not when this poll saw it.
+    """
     began = time.time()
     deadline = began + timeout
     while time.time() < deadline:
         text = n.logs()
         if servers_in_config(text) == expected:
             time.sleep(5)  # then check nothing more was written
-            if servers_in_config(n.logs()) == expected:
-                return time.time() - began
+            text = n.logs()
+            if servers_in_config(text) == expected:
+                first = next(stamp for stamp, count in rendered_counts(text) if count == expected)
+                return epoch(first) - began
         time.sleep(1)
     raise BenchError(f"the proxy did not render {expected} servers within {timeout:.0f}s; "
                      f"last: {servers_in_config(n.logs())}")
@@ -339,7 +358,7 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
     if get(n.port, f"/{PROBE}/")[0] != 200:
         raise BenchError(f"{name}: /{PROBE}/ does not answer 200 through the proxy")
 
-    say(f"{name}: all {total + 1} servers rendered {to_config:.1f}s after the proxy's start; steady state")
+    say(f"{name}: all {total + 1} servers rendered {to_config:.2f}s after the proxy's start; steady state")
     time.sleep(5)
     idle_cpu0, idle_t0 = cgroup.cpu_seconds(), time.monotonic()
     steady: list[int] = []
@@ -392,7 +411,7 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
         "create_backends_s": round(created_s, 1),
         "remove_backends_s": round(removed_s, 1),
         "host_memory_per_backend_mib": round(per_container / mib, 2),
-        "proxy_start_to_all_rendered_s": round(to_config, 1),
+        "proxy_start_to_all_rendered_s": round(to_config, 2),
         "start_to_first_request_s": {**describe(measured), "samples": firsts, "missed": len(firsts) - len(measured)},
         "sync_ms": describe(steps["sync_ms"]),
         "nginx_t_ms": describe(steps["nginx_t_ms"]),
