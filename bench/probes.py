@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import http.client
 import json
 import re
-import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# The load client, get, free_port and compose_command are the integration tests' (tests/integration/harness.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from harness import Load, compose_command, free_port, get  # noqa: E402, F401  (the bench imports them from here)
 
 
 class BenchError(RuntimeError):
@@ -47,25 +50,6 @@ def wait_until(check: Callable[[], T | None], deadline: float, interval: float =
         if value is not None or time.time() >= deadline:
             return value
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(port: int, path: str, timeout: float = 3.0) -> tuple[int, str]:
-    """One GET on a fresh connection to 127.0.0.1; (0, error name) when no HTTP answer came."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read().decode(errors="replace").strip()
-    except (OSError, http.client.HTTPException) as error:
-        return 0, type(error).__name__
-    finally:
-        connection.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,135 +131,6 @@ class Events:
             self._process.wait(5)
         except subprocess.TimeoutExpired:
             self._process.kill()
-
-
-@dataclasses.dataclass(frozen=True)
-class Answer:
-    sent: float  # wall clock, seconds since the epoch (the clock Docker's timeNano uses)
-    done: float
-    status: int
-    body: str
-    error: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.error) or not 200 <= self.status < 300
-
-
-class Load:
-    """Keep-alive clients sending GETs through the proxy, bounded in count and time.
-
-    Each answer is kept with its wall-clock times and the answering hostname.
-    Like curl and urllib3, a client retries once on a fresh connection when a
-    reused keep-alive connection turns out to be closed before any answer
-    (nginx closes idle keep-alive connections on reload): such retries are
-    counted apart and are not errors. Any other failure, and any non-2xx, is.
-    """
-
-    def __init__(
-        self, port: int, path: str, clients: int = 4, max_requests: int = 60_000, max_seconds: float = 240
-    ):
-        self.port = port
-        self.path = path
-        self.max_requests = max_requests
-        self.deadline = time.monotonic() + max_seconds
-        self.answers: list[Answer] = []
-        self.first: dict[str, float] = {}
-        self.last: dict[str, float] = {}
-        self.stale_retries = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
-
-    def __enter__(self) -> Self:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
-
-    def _running(self) -> bool:
-        return (
-            not self._stop.is_set()
-            and time.monotonic() < self.deadline
-            and len(self.answers) < self.max_requests
-        )
-
-    def _client(self) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        reused = False
-        while self._running():
-            sent = time.time()
-            try:
-                answer = self._once(connection, sent)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
-                connection.close()
-                if reused:
-                    with self._lock:
-                        self.stale_retries += 1
-                    try:
-                        answer = self._once(connection, sent)
-                    except (OSError, http.client.HTTPException) as again:
-                        connection.close()
-                        answer = Answer(sent, time.time(), 0, "", type(again).__name__)
-                else:
-                    answer = Answer(sent, time.time(), 0, "", type(error).__name__)
-            except (OSError, http.client.HTTPException) as error:
-                connection.close()
-                answer = Answer(sent, time.time(), 0, "", type(error).__name__)
-            reused = connection.sock is not None
-            with self._lock:
-                self.answers.append(answer)
-                if answer.status == 200:
-                    self.first.setdefault(answer.body, answer.done)
-                    self.last[answer.body] = answer.done
-        connection.close()
-
-    def _once(self, connection: http.client.HTTPConnection, sent: float) -> Answer:
-        connection.request("GET", self.path)
-        response = connection.getresponse()
-        body = response.read().decode(errors="replace").strip()
-        if response.getheader("Connection", "").lower() == "close":
-            connection.close()
-        return Answer(sent, time.time(), response.status, body if response.status == 200 else "")
-
-    def first_from(self, host: str) -> float | None:
-        with self._lock:
-            return self.first.get(host)
-
-    def last_from(self, host: str) -> float | None:
-        with self._lock:
-            return self.last.get(host)
-
-    def hosts_since(self, since: float) -> set[str]:
-        with self._lock:
-            return {a.body for a in self.answers if a.status == 200 and a.done >= since}
-
-    def slow(self, seconds: float) -> list[Answer]:
-        with self._lock:
-            return [a for a in self.answers if a.done - a.sent > seconds]
-
-    def summary(self, since: float = 0.0, until: float = float("inf")) -> dict[str, Any]:
-        """Counts for the report: requests, errors by kind, retries, the slowest request.
-
-        A window (by send time) selects answers; stale retries are those of the whole load.
-        """
-        with self._lock:
-            answers = [a for a in self.answers if since <= a.sent < until]
-            stale = self.stale_retries
-        failures = [a for a in answers if a.failed]
-        return {
-            "requests": len(answers),
-            "non_2xx": sum(1 for a in failures if not a.error),
-            "connection_errors": sum(1 for a in failures if a.error),
-            "stale_keepalive_retries": stale,
-            "slowest_s": round(max((a.done - a.sent for a in answers), default=0.0), 3),
-            "over_1s": sum(1 for a in answers if a.done - a.sent > 1.0),
-            "error_examples": sorted({f"{a.status} {a.error}".strip() for a in failures})[:5],
-        }
 
 
 def wait_serving(port: int, path: str, expected: set[str], timeout: float = 30.0) -> None:

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from probes import BenchError, Events, run, say, wait_serving, wrk
+from probes import BenchError, Events, compose_command, run, say, wait_serving, wrk
 from scenarios import (
     BACKEND,
     IMAGE,
@@ -108,15 +108,6 @@ def ensure_tools() -> None:
         raise BenchError(f"matplotlib is still missing for {sys.executable}: {error}") from error
 
 
-def compose_command() -> list[str]:
-    """`docker compose` (v2) where present, else `docker-compose` (v1)."""
-    if run(["docker", "compose", "version"], check=False).returncode == 0:
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    raise BenchError("neither `docker compose` nor `docker-compose` is installed (run scripts/test once)")
-
-
 def build_images() -> None:
     missing = run(["docker", "image", "inspect", BASE], check=False).returncode != 0
     if missing and run(["timeout", "60", "docker", "pull", "-q", BASE], timeout=90, check=False).returncode:
@@ -153,8 +144,8 @@ def throughput(runs: list[dict[str, Any]], static: list[dict[str, Any]]) -> dict
     return {
         "rps": [w["rps"] for w in runs],
         "median_rps": round(statistics.median(w["rps"] for w in runs), 1),
-        "ratio_to_static": round(statistics.median(w["rps"] / s["rps"] for w, s in zip(runs, static)), 3),
-        "round_ratios": [round(w["rps"] / s["rps"], 2) for w, s in zip(runs, static)],
+        "ratio_to_static": round(statistics.median(w["rps"] / s["rps"] for w, s in zip(runs, static, strict=True)), 3),
+        "round_ratios": [round(w["rps"] / s["rps"], 2) for w, s in zip(runs, static, strict=True)],
         "errors": sum(w["non_2xx"] + w["socket_errors"] for w in runs),
         **cpu_cost(runs, static),
     }

@@ -46,7 +46,8 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from engines import Engine  # noqa: E402  (the nested engine of the fault tests)
-from probes import BenchError, Events, free_port, get, run, say, wait_until  # noqa: E402
+from harness import free_port, get  # noqa: E402
+from probes import BenchError, Events, run, say  # noqa: E402
 from run import ensure_tools, machine  # noqa: E402
 
 IMAGE = "dynamic-nginx:bench-scale"
@@ -518,11 +519,11 @@ def draw(results: dict[str, Any], path: Path) -> None:
     for spare in axes[len(FIGURES) :]:
         spare.axis("off")
     colors = ["#7f7f7f", "#ff7f0e", "#1f77b4", "#2ca02c"]
-    for ax, (key, label, get_value) in zip(axes, FIGURES):
+    for ax, (_key, label, get_value) in zip(axes, FIGURES, strict=False):  # spare axes stay blank
         values = [get_value(s) or 0 for s in sizes]
         bars = ax.bar(range(len(sizes)), values, color=colors[: len(sizes)])
         base = values[0]
-        for bar, value in zip(bars, values):
+        for bar, value in zip(bars, values, strict=True):
             text = f"{value:g}" + (f"\n×{value / base:.2g}" if base and bar is not bars[0] else "")
             ax.annotate(text, (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(sizes)), [f"{s['size']}\n{s['containers']}" for s in sizes], fontsize=7)

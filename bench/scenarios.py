@@ -24,6 +24,7 @@ SLOW_REQUEST = 1.0  # the issue's bound for "no request slower than"
 STAMPED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z (.*)$")
 LOAD_PATH = "/?sleep=0.02"  # each request holds the backend 20 ms: a steady ~150 req/s from 4 clients
 LAME_PATH = "/lame/?sleep=0.02"
+LOAD_BOUNDS = {"max_requests": 60_000, "max_seconds": 240}  # each load of a trial stops by then
 RETRY = "proxy_next_upstream error timeout;\n        proxy_connect_timeout 1s;"
 ROUTES = (("/", "web", 8000), ("/lame/", "lame", 8000), ("/fast/", "fast", 80))
 
@@ -217,7 +218,7 @@ class Project:
 def web_trial(p: Project, events: Events, timeout: float) -> dict[str, Any]:
     """Scale web 1 -> 2 under load: start -> first answer; then 2 -> 1: kill -> last answer."""
     before = set(p.ids("web"))
-    with Load(p.port, LOAD_PATH) as load:
+    with Load(p.port, path=LOAD_PATH, **LOAD_BOUNDS) as load:
         time.sleep(0.3)
         p.scale("web", len(before) + 1)
         new = sorted(set(p.ids("web")) - before)
@@ -270,7 +271,7 @@ def grace_trial(p: Project, events: Events) -> dict[str, Any]:
     p.scale("lame", 2)
     p.restart_proxy()  # uniform for all variants; it lets (c) know both replicas
     wait_serving(p.port, LAME_PATH, p.hosts("lame"))
-    with Load(p.port, LAME_PATH) as load:
+    with Load(p.port, path=LAME_PATH, **LOAD_BOUNDS) as load:
         time.sleep(0.5)
         mark = time.time()
         p.scale("lame", 1)
@@ -285,7 +286,7 @@ def scale_down_trial(p: Project, events: Events) -> dict[str, Any]:
     p.scale("web", 4)
     p.restart_proxy()
     wait_serving(p.port, LOAD_PATH, p.hosts("web"))
-    with Load(p.port, LOAD_PATH) as load:
+    with Load(p.port, path=LOAD_PATH, **LOAD_BOUNDS) as load:
         time.sleep(1.0)
         mark = time.time()
         p.scale("web", 1)
@@ -298,7 +299,7 @@ def scale_down_trial(p: Project, events: Events) -> dict[str, Any]:
     result: dict[str, Any] = {
         "stopped": len(kills),
         "kill_to_last_s": [
-            None if last is None else round(last - at, 3) for last, at in zip(lasts, kills.values())
+            None if last is None else round(last - at, 3) for last, at in zip(lasts, kills.values(), strict=True)
         ],
         "load": load.summary(),
     }
@@ -329,7 +330,7 @@ def settle_reloads(p: Project, since: float, quiet: float = 4.0, limit: float = 
 
 def burst_trial(p: Project, events: Events, count_reloads: bool) -> dict[str, Any]:
     """Scale web 1 -> 20 in one command under load: reloads, time to serve all; then back to 1."""
-    with Load(p.port, LOAD_PATH, max_seconds=300) as load:
+    with Load(p.port, path=LOAD_PATH, max_requests=LOAD_BOUNDS["max_requests"], max_seconds=300) as load:
         time.sleep(0.5)
         mark = time.time()
         p.scale("web", 20, timeout=600)

@@ -11,7 +11,6 @@ Prints medians and the ratio; asserts nothing about speed.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import statistics
 import subprocess
@@ -19,6 +18,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+from harness import get  # noqa: E402  (the integration tests' client)
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "dynamic-nginx:test"
@@ -35,15 +37,10 @@ def sh(*args: str) -> str:
 def first_answer(port: int, limit: float = 10.0) -> tuple[float, int, str]:
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            connection.request("GET", "/")
-            response = connection.getresponse()
-            return time.monotonic() - started, response.status, response.read().decode().strip()
-        except OSError:
-            time.sleep(0.002)
-        finally:
-            connection.close()
+        status, body = get(port, "/", timeout=2)
+        if status:
+            return time.monotonic() - started, status, body
+        time.sleep(0.002)
     raise RuntimeError(f"no answer on port {port} within {limit}s")
 
 

@@ -32,6 +32,7 @@ from .view import Ask, DockerView
 
 log = logging.getLogger("watcher")
 STABLE_SESSION = 5.0  # a stream that lasted longer ended for a reason: reconnect at once
+SESSION_JOIN = 1.0  # how long a session's end waits for its event pump and watchdog threads
 
 
 class Watcher:
@@ -67,9 +68,15 @@ class Watcher:
         outage = reconnect.Outage(log, reconnect.endpoint())
         probe = reconnect.prober()
 
+        absent = False  # whether the last failure means Docker is gone (set per attempt below)
+
         def connected() -> None:
             outage.recovered()
             backoff.reset()
+
+        def stopped_or_back() -> bool:
+            """A backoff wait ends early on stop(), or once a gone Docker answers again."""
+            return self.stopped.is_set() or (absent and probe())
 
         try:
             while not self.stopped.is_set():
@@ -88,12 +95,8 @@ class Watcher:
                     kind = outage.failed(error)
                 # Only an absent Docker is worth probing for: one that answers but
                 # refuses, or errs, would pass the probe and be retried in a loop.
-                reachable = kind in (reconnect.UNREACHABLE, reconnect.NOT_ANSWERING)
-
-                def stop_or_back() -> bool:
-                    return self.stopped.is_set() or (reachable and probe())
-
-                reconnect.wait(backoff.next(), stop_or_back, sleep=self._sleep)
+                absent = kind in (reconnect.UNREACHABLE, reconnect.NOT_ANSWERING)
+                reconnect.wait(backoff.next(), stopped_or_back, sleep=self._sleep)
         finally:
             self._output.cancel()
 
@@ -144,13 +147,14 @@ class Watcher:
         pump = threading.Thread(target=_pump, args=(heard, events, self.view.relevant, inbox), name="events", daemon=True)
         pump.start()
         stop_watchdog = threading.Event()
+        watching: threading.Thread | None = None
         templates = TemplateWatch(self.settings.user_templates, events).start()  # edits render too
         try:
             if self.stopped.is_set():
                 return
             self.sync(source, proxy.id)
             connected()
-            watchdog.start(stop_watchdog)
+            watching = watchdog.start(stop_watchdog)
             while not self.stopped.is_set():
                 resync = self.settings.resync_interval or None
                 batch = self._batcher.collect(events, resync, self.view.next_deadline())
@@ -172,6 +176,11 @@ class Watcher:
             stop_watchdog.set()
             stream.close()
             templates.stop()
+            # The session's threads end with it, so none outlives stop(); bounded,
+            # so that a stream deaf to close() cannot hold up the reconnect.
+            for thread in (watching, pump):
+                if thread is not None:
+                    thread.join(SESSION_JOIN)
 
     def sync(self, source: DockerSource, proxy_id: str, ask: Ask = None) -> Model:
         """Rebuild everything from Docker's current state and write what changed.

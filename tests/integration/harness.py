@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -230,6 +230,16 @@ class Outcome:
     seconds: float
     error: str = ""
     at: float = dataclasses.field(default_factory=time.monotonic)  # when it ended
+    sent: float = 0.0  # wall clock, seconds since the epoch (the clock of Docker's timeNano)
+
+    @property
+    def done(self) -> float:
+        """Wall clock when it ended."""
+        return self.sent + self.seconds
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or not 200 <= self.status < 300
 
 
 class Load:
@@ -249,6 +259,8 @@ class Load:
         self.max_requests = max_requests
         self.deadline = time.monotonic() + max_seconds
         self.outcomes: list[Outcome] = []
+        self.first: dict[str, float] = {}  # body of a 200 -> wall clock of its first and last answer
+        self.last: dict[str, float] = {}
         self.stale_retries = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -275,6 +287,7 @@ class Load:
         reused = False
         while self._running():
             started = time.monotonic()
+            sent = time.time()
             try:
                 outcome = self._once(connection, started)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as error:
@@ -292,8 +305,12 @@ class Load:
                 connection.close()
                 outcome = Outcome(0, "", time.monotonic() - started, type(error).__name__)
             reused = connection.sock is not None  # the next request goes over this same connection
+            outcome.sent = sent
             with self._lock:
                 self.outcomes.append(outcome)
+                if outcome.status == 200:
+                    self.first.setdefault(outcome.body, outcome.done)
+                    self.last[outcome.body] = outcome.done
         connection.close()
 
     def _once(self, connection: http.client.HTTPConnection, started: float) -> Outcome:
@@ -312,4 +329,40 @@ class Load:
         return {o.body for o in self.snapshot()[since:] if o.status == 200}
 
     def failures(self) -> list[Outcome]:
-        return [o for o in self.snapshot() if o.error or not 200 <= o.status < 300]
+        return [o for o in self.snapshot() if o.failed]
+
+    def first_from(self, body: str) -> float | None:
+        """Wall clock of the first 200 answered with `body` (a replica's hostname), if any."""
+        with self._lock:
+            return self.first.get(body)
+
+    def last_from(self, body: str) -> float | None:
+        with self._lock:
+            return self.last.get(body)
+
+    def hosts_since(self, since: float) -> set[str]:
+        """Bodies of the 200s that ended at or after wall clock `since`."""
+        with self._lock:
+            return {o.body for o in self.outcomes if o.status == 200 and o.done >= since}
+
+    def slow(self, seconds: float) -> list[Outcome]:
+        return [o for o in self.snapshot() if o.seconds > seconds]
+
+    def summary(self, since: float = 0.0, until: float = float("inf")) -> dict[str, Any]:
+        """Counts for a report: requests, errors by kind, retries, the slowest request.
+
+        A window of wall-clock send times selects the answers; stale retries are those of the whole load.
+        """
+        with self._lock:
+            outcomes = [o for o in self.outcomes if since <= o.sent < until]
+            stale = self.stale_retries
+        failures = [o for o in outcomes if o.failed]
+        return {
+            "requests": len(outcomes),
+            "non_2xx": sum(1 for o in failures if not o.error),
+            "connection_errors": sum(1 for o in failures if o.error),
+            "stale_keepalive_retries": stale,
+            "slowest_s": round(max((o.seconds for o in outcomes), default=0.0), 3),
+            "over_1s": sum(1 for o in outcomes if o.seconds > 1.0),
+            "error_examples": sorted({f"{o.status} {o.error}".strip() for o in failures})[:5],
+        }

@@ -84,14 +84,14 @@ def test_a_resync_with_500_containers_does_not_delay_a_stop(project):
             for n in range(ROUNDS):
                 victim = p.ids("web")[n % 2]
                 server = address(victim)
-                wait_for(lambda: server in rendered_servers(p), 30, f"{victim} rendered")
+                wait_for(lambda server=server: server in rendered_servers(p), 30, f"{victim} rendered")
                 wait_for(lambda: load.served_by(len(load.snapshot()) - 40) == set(replicas), 30, "both served")
                 time.sleep(0.3 + 0.17 * n)  # a different phase of the 1 s resync cycle each round
                 stopped = time.monotonic()
                 stopping = threading.Thread(target=subprocess.run, args=(["docker", "stop", "-t", "10", victim],),
                                             kwargs={"capture_output": True, "timeout": 60})
                 stopping.start()
-                wait_for(lambda: server not in rendered_servers(p), 30, f"{victim} removed", interval=0.01)
+                wait_for(lambda server=server: server not in rendered_servers(p), 30, f"{victim} removed", interval=0.01)
                 delays.append(time.monotonic() - stopped)
                 stopping.join(60)
                 run(["docker", "start", victim])

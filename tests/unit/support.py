@@ -152,16 +152,17 @@ def nginx_command(tmp: Path, conf_dir: Path, server: str = "") -> list[str]:
 
 
 def threads_left_behind(before: Iterable[threading.Thread], grace: float = 2.0) -> list[threading.Thread]:
-    """Non-daemon threads started since `before` that are still alive after `grace` seconds.
+    """Threads started since `before`, daemon or not, that are still alive after `grace` seconds.
 
-    A thread that is just finishing gets the grace period to end; one that
-    would keep the interpreter from exiting does not end in time.
+    Daemon threads count too: every thread the package starts is one, and a
+    run loop a test could not stop would otherwise go unnoticed and act on
+    later tests. A thread that is just finishing gets the grace period to end.
     """
     known = set(before)
     deadline = time.monotonic() + grace
     left = []
     for thread in threading.enumerate():
-        if thread in known or thread.daemon or thread is threading.current_thread():
+        if thread in known or thread is threading.current_thread():
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():

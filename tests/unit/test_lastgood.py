@@ -10,11 +10,11 @@ import pytest
 from dynamic_nginx import lastgood
 from dynamic_nginx.lastgood import Blame, GoodCopies, blamed, template_of
 from dynamic_nginx.nginx import Nginx
+from dynamic_nginx.marker import MARKER
 from dynamic_nginx.nginx import TestResult as Result  # a "Test" name pytest would collect
+from support import needs_nginx, nginx_command
 
 repair = lastgood.test_and_repair
-from dynamic_nginx.marker import MARKER
-from support import needs_nginx, nginx_command
 
 
 def generated(body: str, template: str = "site.conf.j2") -> str:

@@ -336,7 +336,7 @@ def test_problems_are_one_line_each_naming_the_container() -> None:
     ]
     built = model.build(containers, proxy())
     assert len(built.problems) == 5
-    for name, problem in zip(["shop-a-1", "shop-b-1", "shop-c-1", "shop-d-1", "shop-e-1"], built.problems):
+    for name, problem in zip(["shop-a-1", "shop-b-1", "shop-c-1", "shop-d-1", "shop-e-1"], built.problems, strict=True):
         assert problem.startswith(f"container {name}: ")
         assert "\n" not in problem
     assert members(built)["f.upstream"] == ["shop-f-1"]
