@@ -1,4 +1,4 @@
-"""Command line: `python3 -m dynamic_nginx {watch,render,first-render,reload,check,check-and-wait}`.
+"""Command line: `python3 -m dynamic_nginx {watch,render,first-render,reload,check,check-and-wait,status-server}`.
 
 The only place that exits with a status: settings errors and a failed first
 render are fatal at start-up; everything after that logs and carries on.
@@ -25,6 +25,7 @@ PROGRAMS = {
     "reload": "reloader",
     "check": "dynamic-nginx",
     "check-and-wait": "dynamic-nginx",
+    "status-server": "status",
 }
 
 
@@ -95,6 +96,12 @@ def _check_and_wait(settings: S.Settings) -> int:
             f"nginx -t still fails after {startup.GIVE_UP_AFTER:.0f} s, so nginx cannot start: {error}\n"
         )
         return 3
+
+
+def _status_server(settings: S.Settings) -> int:
+    from . import status_server
+
+    return status_server.serve(settings)
 
 
 def _watch(settings: S.Settings) -> int:
@@ -203,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         "first-render: render once at container start and wake supervisord; "
         "reload: watch config files and reload nginx after nginx -t; "
         "check: before nginx starts, put back generated files nginx -t rejects; "
-        "check-and-wait: the same, then wait while a user's file fails nginx -t",
+        "check-and-wait: the same, then wait while a user's file fails nginx -t; "
+        "status-server: answer the status page, status.json and /metrics for nginx",
     )
     args = parser.parse_args(argv)
     program = PROGRAMS[args.command]
@@ -220,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "reload": _reload,
         "check": _check,
         "check-and-wait": _check_and_wait,
+        "status-server": _status_server,
     }
     return commands[args.command](settings)
 

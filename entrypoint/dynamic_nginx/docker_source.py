@@ -326,6 +326,12 @@ class DockerSource:
     def ping(self) -> None:
         self._api.ping()
 
+    @property
+    def api_version(self) -> str | None:
+        """The API version in use (docker-py's, or the one SocketApi negotiated), for the status."""
+        version = getattr(self._api, "api_version", None) or getattr(self._api, "version", None)
+        return version if isinstance(version, str) else None
+
     def find_self(self, override: str = "", mountinfo: Path = Path("/proc/self/mountinfo")) -> Proxy:
         """Our own container, from the override, mountinfo or $HOSTNAME, in that order."""
         candidates = [override] if override else []

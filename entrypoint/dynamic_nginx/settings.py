@@ -7,6 +7,7 @@ environment reference (docs/environment.md) can be checked against one place.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,6 +19,8 @@ PREFIX = "DYNAMIC_NGINX_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 # The built-in 503 server (see Settings.empty_server).
 EMPTY_SERVER = "127.0.0.1:29503"
+# nginx's stub_status, for the status server's /metrics: loopback only, next to the 503 server.
+STATUS_STUB = "127.0.0.1:29504"
 
 
 class SettingsError(ValueError):
@@ -55,6 +58,7 @@ class Settings:
     nginx_pid_file: Path = Path("/run/nginx.pid")
     nginx_args_file: Path = Path("/run/dynamic-nginx/nginx.args")
     log_level: str = "info"
+    status_listen: str = ""  # off; else a validated nginx `listen` address (see _listen)
 
     @property
     def server_defaults(self) -> L.ServerOptions:
@@ -73,6 +77,16 @@ class Settings:
         it, and far from common services.
         """
         return EMPTY_SERVER
+
+    @property
+    def status_socket(self) -> Path:
+        """Where the status server listens, for nginx's proxy_pass (a path nginx resolves per request)."""
+        return self.run_dir / "status.sock"
+
+    @property
+    def status_stub(self) -> str:
+        """Where nginx serves stub_status for the status server (see STATUS_STUB)."""
+        return STATUS_STUB
 
 
 def _seconds(name: str, raw: str) -> float:
@@ -110,6 +124,32 @@ def _count(name: str, raw: str, low: int, high: int) -> int:
     raise SettingsError(f"{PREFIX}{name}={raw!r} is not a whole number from {low} to {high}")
 
 
+def _listen(name: str, raw: str) -> str:
+    """A port, or an address and port, as nginx's `listen` takes them: `8081`,
+    `127.0.0.1:8081`, `*:8081`, `[::1]:8081`. Nothing else (no parameters, no
+    names): the value is written into nginx's configuration as it is."""
+    value = raw.strip()
+    host, _, port = value.rpartition(":")
+    ok = port.isascii() and port.isdigit() and not port.startswith("0") and 0 < int(port) < 65536
+    if ok and host not in ("", "*"):
+        try:
+            if host.startswith("[") and host.endswith("]"):
+                ok = ipaddress.ip_address(host[1:-1]).version == 6
+            else:
+                ok = ipaddress.ip_address(host).version == 4
+        except ValueError:
+            ok = False
+    if ok and value.rpartition(":")[2] in (EMPTY_SERVER.rpartition(":")[2], STATUS_STUB.rpartition(":")[2]):
+        ok = False
+    if not ok:
+        raise SettingsError(
+            f"{PREFIX}{name}={raw!r} is not a port or address:port as nginx's listen takes them "
+            "(8081, 127.0.0.1:8081, [::1]:8081; not 29503 or 29504, which the image uses); "
+            "keep it on an internal address"
+        )
+    return value
+
+
 def _paths(raw: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in raw.split(":") if p)
 
@@ -142,6 +182,7 @@ _PARSERS: dict[str, Callable[[str, str], object]] = {
     "nginx_pid_file": lambda _n, raw: Path(raw),
     "nginx_args_file": lambda _n, raw: Path(raw),
     "log_level": lambda n, raw: _choice(n, raw, LOG_LEVELS),
+    "status_listen": _listen,
 }
 
 

@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 from . import events as E
-from . import reconnect, write
+from . import reconnect, status, write
 from .batching import END, READY, RETRY_WRITE, Batcher, Clock, Waits
 from .docker_source import DockerSource, NotFound
 from .inbox import OVERFLOW, Inbox
+from .marker import WATCHER_STATUS
 from .model import Model, Proxy
 from .readiness import Readiness
 from .rebuild import SERVICES, Output, OwnedServices, rebuild
@@ -53,6 +54,7 @@ class Watcher:
         self._services = OwnedServices(settings.run_dir / SERVICES)
         self._output = Output(settings, retry=lambda: self._put(RETRY_WRITE))
         self._queue: queue.Queue[object] | None = None
+        self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS if settings.status_listen else None)
 
     def run(self) -> None:
         """Serve until stop(): connect, follow events, and after any failure start over.
@@ -96,6 +98,7 @@ class Watcher:
                 # Only an absent Docker is worth probing for: one that answers but
                 # refuses, or errs, would pass the probe and be retried in a loop.
                 absent = kind in (reconnect.UNREACHABLE, reconnect.NOT_ANSWERING)
+                self.status.disconnected(kind or "the event stream ended")
                 reconnect.wait(backoff.next(), stopped_or_back, sleep=self._sleep)
         finally:
             self._output.cancel()
@@ -154,6 +157,7 @@ class Watcher:
                 return
             self.sync(source, proxy.id)
             connected()
+            self.status.connected(source.api_version)
             watching = watchdog.start(stop_watchdog)
             while not self.stopped.is_set():
                 resync = self.settings.resync_interval or None
@@ -162,6 +166,7 @@ class Watcher:
                     return
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("batch: %s", _describe(batch))
+                self.status.events(batch)
                 if OVERFLOW in batch:
                     inbox.taken()  # the view lists for it
                 for event in batch:
@@ -204,6 +209,7 @@ class Watcher:
         )
         self._output.report(model.problems + tuple(rendered.errors.values()), model.warnings)
         changes = self._output.write(rendered.outputs, rendered.errors.keys())
+        self.status.synced(model)
         log.debug("sync (%s) took %.0f ms", _how(ask), (time.monotonic() - began) * 1000)
         if changes:
             log.info(
