@@ -75,8 +75,13 @@ COPY entrypoint/docker-entrypoint.sh /docker-entrypoint.sh
 COPY entrypoint/docker-entrypoint.d/ /docker-entrypoint.d/
 COPY entrypoint/bin/ /usr/local/lib/dynamic-nginx/
 COPY entrypoint/dynamic_nginx/ /usr/lib/python3/dist-packages/dynamic_nginx/
-RUN python3 -m compileall -q /usr/lib/python3/dist-packages/dynamic_nginx
+# The run dir's names for bash (bin/start, run-nginx, on-fatal source it), from the package.
+RUN python3 -m compileall -q /usr/lib/python3/dist-packages/dynamic_nginx \
+    && python3 -m dynamic_nginx.rundir >/usr/local/lib/dynamic-nginx/rundir.sh
 
+# The run dir (dynamic_nginx/rundir.py's default), also for `docker exec ... supervisorctl`,
+# whose supervisord.conf section names its socket there.
+ENV DYNAMIC_NGINX_RUN_DIR=/run/dynamic-nginx
 ENTRYPOINT ["/docker-entrypoint.sh"]
 EXPOSE 80
 STOPSIGNAL SIGQUIT

@@ -14,9 +14,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from . import rundir
 from . import settings as S
-
-FATAL = "fatal"  # in the run dir: why the container stops, for bin/start to say
 
 PROGRAMS = {
     "watch": "watcher",
@@ -29,10 +28,9 @@ PROGRAMS = {
 }
 
 
-def _logging(program: str) -> None:
-    level = os.environ.get("DYNAMIC_NGINX_LOG_LEVEL", "info").upper()
+def _logging(program: str, level: str) -> None:
     logging.basicConfig(
-        level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else logging.INFO,
+        level=level.upper(),
         stream=sys.stderr,
         format=f"{program}: %(levelname)s: %(message)s",
     )
@@ -50,15 +48,13 @@ def _reload(settings: S.Settings) -> int:
     import signal
     import threading
 
-    from .reloader import PID_FILE
-
-    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file, settings.retire_early)
+    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file, retire_early=True)
     reloader = Reloader(settings, nginx)
     # bin/start, the container's PID 1, passes a SIGHUP on to us: a handler only sets an event.
     asked = threading.Event()
     signal.signal(signal.SIGHUP, lambda *_: asked.set())
     threading.Thread(target=reloader.answer_requests, args=(asked,), name="sighup", daemon=True).start()
-    (settings.run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
+    (settings.run_dir / rundir.RELOADER_PID).write_text(f"{os.getpid()}\n")
     keeper = Keeper(settings.max_old_generations, nginx.master_pid, log, children)
     threading.Thread(target=keeper.run, args=(threading.Event(),), name="generations", daemon=True).start()
     # A file mounted on its own is invisible to the folder watch: poll it.
@@ -92,7 +88,7 @@ def _check_and_wait(settings: S.Settings) -> int:
         return 0 if startup.wait_until_valid(settings, nginx, logging.getLogger("startup"), stop) else 1
     except startup.StillInvalid as error:
         # run-nginx hands this line to the container's PID 1, which stops the container with it.
-        (settings.run_dir / FATAL).write_text(
+        (settings.run_dir / rundir.FATAL).write_text(
             f"nginx -t still fails after {startup.GIVE_UP_AFTER:.0f} s, so nginx cannot start: {error}\n"
         )
         return 3
@@ -181,7 +177,7 @@ def _first_render(settings: S.Settings) -> int:
     import time
 
     status = _render_unprivileged(settings)
-    failed = settings.run_dir / "check.failed"  # run-nginx then waits for a fix before starting nginx
+    failed = settings.run_dir / rundir.CHECK_FAILED  # run-nginx then waits for a fix before starting nginx
     try:
         if _check(settings) == 0:
             failed.unlink(missing_ok=True)
@@ -189,12 +185,12 @@ def _first_render(settings: S.Settings) -> int:
             failed.touch()
     except Exception as error:  # the check must never keep nginx from starting
         logging.getLogger("startup").error("start-up check failed: %s", error)
-    (settings.run_dir / "render.done").touch()
+    (settings.run_dir / rundir.RENDER_DONE).touch()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         try:
             with socket.socket(socket.AF_UNIX) as sock:
-                sock.connect(str(settings.run_dir / "supervisor.sock"))
+                sock.connect(str(settings.run_dir / rundir.SUPERVISOR_SOCK))
             break
         except OSError:
             time.sleep(0.005)
@@ -215,12 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     program = PROGRAMS[args.command]
-    _logging(program)
     try:
         settings = S.from_env()
     except S.SettingsError as error:
+        _logging(program, S.Settings.log_level)
         logging.getLogger(program).error("%s", error)
         return 2
+    _logging(program, settings.log_level)
+    if args.command == "first-render":  # once per container start, not once per program
+        for line in S.removed():
+            logging.getLogger(program).warning("%s", line)
     commands: dict[str, Callable[[S.Settings], int]] = {
         "watch": _watch,
         "render": _render,

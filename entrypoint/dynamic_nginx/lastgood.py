@@ -24,10 +24,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from . import rundir
 from .marker import describe, is_ours, recorded, replace
 from .nginx import TestResult
 
-STORE = "good"
+STORE = rundir.GOOD
 MAX_REPAIRS = 20
 # nginx ends a message about a file with " in /path/to/file:LINE".
 _BLAME_RE = re.compile(r" in (/.+):(\d+)$")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
 from . import labels as L
-from . import marker, render, write
+from . import marker, render, rundir, write
 from .model import Container, Model, Proxy, build, referenced_upstreams
 from .readiness import Readiness
 from .settings import Settings
@@ -24,7 +24,7 @@ MAX_CONFIG_BYTES = 1 << 20
 WRITE_RETRY_SECONDS = 1.0
 # The proxy's project's services seen since the container started, one a line: a watcher
 # restarted by supervisord (or the start-up render before it) hands them on.
-SERVICES = "watcher/services"
+SERVICES = rundir.SERVICES
 
 
 def config_texts(folders: Iterable[Path], pattern: str = "*.conf") -> list[str]:

@@ -29,17 +29,17 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from . import lastgood, status
+from . import lastgood, rundir, status
 from .marker import RECORD
 from .nginx import Nginx
 from .settings import Settings
 
 log = logging.getLogger("reloader")
 CHANGE_TYPES = frozenset({"created", "modified", "deleted", "moved"})
-STARTED_STAMP = "nginx.started"
-RELOADED_STAMP = "nginx.reloaded"
-PID_FILE = "reloader.pid"  # in the run dir: where bin/start sends the container's SIGHUP
-RELOAD_STATUS = "reloads.json"  # in the run dir: the reloader's part of the status (status.py), when it is on
+STARTED_STAMP = rundir.NGINX_STARTED
+RELOADED_STAMP = rundir.NGINX_RELOADED
+PID_FILE = rundir.RELOADER_PID
+RELOAD_STATUS = rundir.RELOAD_STATUS
 RECONCILE_SECONDS = 2.0  # how often, while idle, the watched files are compared with what was last tested
 POLL_SECONDS = 1.0  # the polling observer's interval, when inotify cannot be had
 
@@ -258,13 +258,7 @@ class Reloader:
     def __init__(self, settings: Settings, nginx: Nginx):
         self.settings = settings
         self.nginx = nginx
-        self.debounce = Debounce(
-            settings.reload_debounce_min,
-            settings.reload_debounce_max,
-            settings.reload_burst_min,
-            settings.reload_burst_max,
-            settings.reload_burst_window,
-        )
+        self.debounce = Debounce(settings.reload_debounce_min, settings.reload_debounce_max)
         self.reloads = 0
         self._last_error = ""
         self._copies = lastgood.GoodCopies(

@@ -26,7 +26,7 @@ from typing import Any
 import jinja2
 
 from . import marker, metrics, status
-from .reloader import RELOAD_STATUS
+from .rundir import RELOAD_STATUS
 from .settings import Settings
 
 log = logging.getLogger("status")

@@ -115,7 +115,6 @@ def settings_in(tmp: Path, **overrides: object) -> Settings:
         "run_dir": tmp / "run",
         "watch_dirs": (tmp / "conf.d",),
         "nginx_pid_file": tmp / "run" / "nginx.pid",
-        "nginx_args_file": tmp / "run" / "nginx.args",
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 from dynamic_nginx import events as E
 from dynamic_nginx.batching import END, READY, WAKE, Batcher, Waits
-from dynamic_nginx.settings import Settings
 from dynamic_nginx.view import DockerView
 from fake_clock import FakeClock, Scripted
 from support import container, proxy
@@ -36,8 +35,6 @@ def test_is_addition(item: E.Event, addition: bool) -> None:
 
 
 WAITS = Waits(debounce_min=0.01, debounce_max=0.05, burst_starts=3, burst_quiet=0.3, burst_max=2.0)
-SETTINGS = Settings(debounce_min=0.01, debounce_max=0.05, burst_starts=3, burst_quiet=0.3, burst_max=2.0,
-                    resync_interval=5)
 
 
 def collect(
@@ -94,7 +91,7 @@ def test_a_batch_with_a_removal_is_never_held() -> None:
 
 
 def test_a_port_that_opened_is_acted_on_without_debounce() -> None:
-    # SETTINGS debounce for 10 ms; a 1 s debounce shows the port skips it.
+    # WAITS debounce for 10 ms; a 1 s debounce shows the port skips it.
     batcher = Batcher(dataclasses.replace(WAITS, debounce_min=1.0, debounce_max=2.0), FakeClock())
     batch, took = collect([READY], [(0.3, event("start", container="later"))], batcher)
     assert batch == [READY]

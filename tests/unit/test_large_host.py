@@ -16,6 +16,7 @@ from dynamic_nginx import docker_source as D
 from dynamic_nginx import events as E
 from dynamic_nginx.inbox import OVERFLOW, Inbox
 from dynamic_nginx.model import Container
+from dynamic_nginx.settings import Wait
 from dynamic_nginx.view import DockerView
 from dynamic_nginx.watcher import Watcher
 from fake_docker import NETWORK, APIError, FakeDocker
@@ -255,7 +256,7 @@ def test_a_periodic_resync_inspects_only_the_proxy_and_a_kill_is_acted_on(tmp_pa
     docker, ids = filled(500)
     docker.records[ids[0]].service = "web"
     settings = settings_in(
-        tmp_path, resync_interval=0.05, debounce_min=0.01, debounce_max=0.05, container=PROXY_ID, probe_ports=False
+        tmp_path, resync_interval=0.05, wait=Wait(0.01, 0.05), container=PROXY_ID, probe_ports=False
     )
     watcher = Watcher(settings, connect=lambda: D.DockerSource(docker))
     source = D.DockerSource(docker)

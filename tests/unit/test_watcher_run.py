@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from dynamic_nginx import docker_source as D
 from dynamic_nginx.labels import COMPOSE_PROJECT
+from dynamic_nginx.settings import Wait
 from dynamic_nginx.watcher import Watcher
 from fake_docker import FakeDocker
 from support import PROJECT, PROXY_ID, settings_in
@@ -36,7 +37,7 @@ def docker_event(action: str, container_id: str, **attributes: str) -> dict[str,
 def running(tmp_path: Path) -> Iterator[tuple[Watcher, FakeDocker, Path]]:
     docker = FakeDocker()
     docker.add("shop-web-1", "172.18.0.2", service="web")
-    settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False, debounce_min=0.01, debounce_max=0.05)
+    settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False, wait=Wait(0.01, 0.05))
     watcher = Watcher(settings, connect=lambda: D.DockerSource(docker))
     thread = threading.Thread(target=watcher.run, name="watcher")
     thread.start()
