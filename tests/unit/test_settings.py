@@ -56,6 +56,7 @@ def test_the_wait_derives_the_timings_of_before() -> None:
         pytest.param("LOG_LEVEL", "Debug", "log_level", "debug", id="LOG_LEVEL"),
         pytest.param("CONF_DIR", "/srv/conf.d", "conf_dir", Path("/srv/conf.d"), id="CONF_DIR"),
         pytest.param("RUN_DIR", "/tmp/dn", "run_dir", Path("/tmp/dn"), id="RUN_DIR"),
+        pytest.param("STATUS_LISTEN", " 127.0.0.1:8081 ", "status_listen", "127.0.0.1:8081", id="STATUS_LISTEN"),
     ],
 )
 def test_each_variable(variable: str, raw: str, field: str, value: Any) -> None:
@@ -66,7 +67,7 @@ def test_each_variable(variable: str, raw: str, field: str, value: Any) -> None:
 
 def test_every_variable_is_in_the_table_above() -> None:
     tested = {"CONTAINER", "PROJECT", "SCOPE", "MAX_FAILS", "FAIL_TIMEOUT", "MAX_OLD_GENERATIONS", "WAIT",
-              "RESYNC_INTERVAL", "PROBE_PORTS", "LOG_LEVEL", "CONF_DIR", "RUN_DIR"}
+              "RESYNC_INTERVAL", "PROBE_PORTS", "LOG_LEVEL", "CONF_DIR", "RUN_DIR", "STATUS_LISTEN"}
     assert set(S.VARIABLES) == tested
 
 

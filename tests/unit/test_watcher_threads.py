@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dynamic_nginx import docker_source as D
+from dynamic_nginx.settings import Wait
 from dynamic_nginx.watcher import Watcher
 from fake_docker import FakeDocker, FakeStream
 from support import PROXY_ID, settings_in, threads_left_behind
@@ -34,7 +35,7 @@ class SlowDocker(FakeDocker):
 def test_run_returns_only_after_its_event_pump_and_watchdog_ended(tmp_path: Path) -> None:
     docker = SlowDocker()
     docker.add("shop-web-1", "172.18.0.2", service="web")
-    settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False, debounce_min=0.01, debounce_max=0.05)
+    settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False, wait=Wait(0.01, 0.05))
     watcher = Watcher(settings, connect=lambda: D.DockerSource(docker))
     before = threading.enumerate()
     running = threading.Thread(target=watcher.run, name="watcher")
