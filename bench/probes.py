@@ -1,4 +1,4 @@
-"""What the benchmark measures with: commands, Docker events, HTTP load, wrk.
+"""What the benchmark measures with: Docker events and wrk, besides the integration harness's parts.
 
 Every wait is bounded in time and every request loop in count and time;
 HTTP goes only to 127.0.0.1.
@@ -6,7 +6,6 @@ HTTP goes only to 127.0.0.1.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import re
@@ -16,40 +15,29 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-
-# The load client, get, free_port and compose_command are the integration tests' (tests/integration/harness.py).
+# The compose project, the load client, the command runner and the waits are the integration tests'
+# (tests/integration/harness.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-from harness import Load, compose_command, free_port, get  # noqa: E402, F401  (the bench imports them from here)
+from harness import (  # noqa: E402, F401  (the bench imports them from here)
+    Load,
+    Project,
+    compose_command,
+    free_port,
+    get,
+    poll,
+    run,
+    wait_for,
+)
 
 
 class BenchError(RuntimeError):
     """Something the benchmark needs did not happen (a build, a replica, a deadline)."""
 
 
-def run(args: list[str], timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command; with check, fail naming it and its output."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise BenchError(
-            f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        )
-    return result
-
-
 def say(message: str) -> None:
     print(f"bench: {message}", flush=True)
-
-
-def wait_until(check: Callable[[], T | None], deadline: float, interval: float = 0.01) -> T | None:
-    """Poll check until it gives something other than None or the wall clock passes deadline."""
-    while True:
-        value = check()
-        if value is not None or time.time() >= deadline:
-            return value
-        time.sleep(interval)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,11 +106,13 @@ class Events:
             ]
 
     def wait(self, project: str, action: str, timeout: float = 15.0, **match: Any) -> DockerEvent:
-        found = wait_until(
-            lambda: next(iter(self.find(project, action, **match)), None), time.time() + timeout
+        found = wait_for(
+            lambda: next(iter(self.find(project, action, **match)), None),
+            timeout,
+            f"a `{action}` event for {project} {match}",
+            interval=0.01,
         )
-        if found is None:
-            raise BenchError(f"no `{action}` event for {project} {match} within {timeout}s")
+        assert found is not None  # wait_for returns only a truthy value
         return found
 
     def close(self) -> None:
@@ -133,50 +123,13 @@ class Events:
             self._process.kill()
 
 
-def wait_serving(port: int, path: str, expected: set[str], timeout: float = 30.0) -> None:
-    """Wait until a window of requests is answered by exactly `expected`, all 200."""
-    deadline = time.time() + timeout
-    seen: collections.Counter[str] = collections.Counter()
-    while time.time() < deadline:
-        seen = collections.Counter()
-        for _ in range(max(20, 4 * len(expected))):
-            status, body = get(port, path)
-            seen[body if status == 200 else f"status:{status}"] += 1
-        if set(seen) == expected:
-            return
-        time.sleep(0.1)
-    raise BenchError(
-        f"127.0.0.1:{port}{path} was not served by exactly {sorted(expected)}; last {dict(seen)}"
-    )
-
-
-def cpu_seconds(container_id: str) -> float | None:
-    """CPU time used so far by every process of a container, from its cgroup (v1 or v2)."""
-    root = Path("/sys/fs/cgroup")
-    for path, scale in (
-        (root / "cpuacct" / "docker" / container_id / "cpuacct.usage", 1e-9),
-        (root / "cpu,cpuacct" / "docker" / container_id / "cpuacct.usage", 1e-9),
-        (root / "system.slice" / f"docker-{container_id}.scope" / "cpu.stat", 1e-6),
-        (root / "docker" / container_id / "cpu.stat", 1e-6),
-    ):
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        if path.name == "cpu.stat":
-            fields = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
-            return int(fields["usage_usec"]) * scale if "usage_usec" in fields else None
-        return int(text.strip()) * scale
-    return None
-
-
-def wrk(port: int, seconds: int, path: str = "/", container: str = "") -> dict[str, Any]:
-    """One wrk round; with `container`, also the CPU that container used per request."""
-    before = cpu_seconds(container) if container else None
+def wrk(port: int, seconds: int, path: str = "/", cpu: Callable[[], float | None] | None = None) -> dict[str, Any]:
+    """One wrk round; with `cpu` (the proxy's CPU seconds so far), also the CPU it used per request."""
+    before = cpu() if cpu else None
     out = run(
         ["wrk", "-t2", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"], timeout=seconds + 60
     ).stdout
-    after = cpu_seconds(container) if container else None
+    after = cpu() if cpu else None
     total = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not rps:

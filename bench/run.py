@@ -39,13 +39,14 @@ import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from probes import BenchError, Events, compose_command, run, say, wait_serving, wrk
+from probes import BenchError, Events, compose_command, run, say, wrk
 from scenarios import (
     BACKEND,
     IMAGE,
@@ -53,7 +54,7 @@ from scenarios import (
     PLAIN,
     RELOADED,
     VARIANTS,
-    Project,
+    VariantProject,
     burst_trial,
     grace_trial,
     scale_down_trial,
@@ -238,13 +239,13 @@ class Plan:
     timeout: float
 
 
-def measure(plan: Plan, projects: dict[str, Project], events: Events) -> dict[str, dict[str, Any]]:
+def measure(plan: Plan, projects: dict[str, VariantProject], events: Events) -> dict[str, dict[str, Any]]:
     """Every phase, the variants interleaved within each phase so drifting noise hits all alike."""
     raw: dict[str, dict[str, Any]] = {key: collections.defaultdict(list) for key in projects}
     for p in projects.values():
-        wait_serving(p.port, "/", p.hosts("web"))
-        wait_serving(p.port, LAME_PATH, p.hosts("lame"))
-        wait_serving(p.port, "/fast/", p.hosts("fast"))
+        p.wait_serving(p.hosts("web"), timeout=30)
+        p.wait_serving(p.hosts("lame"), timeout=30, path=LAME_PATH)
+        p.wait_serving(p.hosts("fast"), timeout=30, path="/fast/")
 
     keys = list(projects)
     for kind, path in (("demo", "/"), ("fast", "/fast/")):
@@ -254,13 +255,12 @@ def measure(plan: Plan, projects: dict[str, Project], events: Events) -> dict[st
         for round_ in range(plan.wrk_reps):
             # Rotate the order each round, so no variant always follows the same one.
             for key in keys[round_ % len(keys) :] + keys[: round_ % len(keys)]:
-                proxy = projects[key].ids("proxy")[0]
-                raw[key][f"wrk_{kind}"].append(wrk(projects[key].port, plan.wrk_seconds, path, proxy))
+                raw[key][f"wrk_{kind}"].append(wrk(projects[key].port, plan.wrk_seconds, path, projects[key].cpu_seconds))
 
     for p in projects.values():
         p.scale("web", 1)
         p.restart_proxy()
-        wait_serving(p.port, "/", p.hosts("web"))
+        p.wait_serving(p.hosts("web"), timeout=30)
     say(f"{plan.trials} trials per variant: web 1 -> 2 (start -> first answer), 2 -> 1 (kill -> last answer)")
     for trial in range(plan.trials):
         for key, p in projects.items():
@@ -367,14 +367,13 @@ def main() -> int:
     signal.alarm(int(args.deadline))
     began = time.time()
     ensure_tools()
-    compose_bin = compose_command()
     build_images()
     folder = Path(tempfile.mkdtemp(prefix="dnbench-"))
     events = Events()
-    projects: dict[str, Project] = {}
+    projects: dict[str, VariantProject] = {}
     try:
         for v in VARIANTS:
-            projects[v.key] = Project(v, folder / v.key, compose_bin)
+            projects[v.key] = VariantProject(v, folder / v.key)
             say(f"{v.key} = {v.label}: project {projects[v.key].name} on 127.0.0.1:{projects[v.key].port}")
             projects[v.key].start()
         raw = measure(plan, projects, events)
@@ -382,7 +381,10 @@ def main() -> int:
         signal.alarm(0)
         say("tearing down")
         for p in projects.values():
-            p.down()
+            try:
+                p.down()
+            except (AssertionError, OSError, subprocess.SubprocessError) as error:
+                say(f"could not tear down {p.name}: {error}")  # and go on with the others
         events.close()
         shutil.rmtree(folder, ignore_errors=True)
     stamp = datetime.datetime.now().astimezone()

@@ -7,11 +7,10 @@ import datetime
 import json
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from probes import BenchError, Events, Load, free_port, run, wait_serving, wait_until
+from probes import BenchError, Events, Load, Project, poll
 
 IMAGE = "dynamic-nginx:bench"
 BACKEND = "dynamic-nginx-backend:bench"
@@ -108,124 +107,67 @@ VARIANTS = (
 )
 
 
-class Project:
-    """One variant's compose project (unique name, its own folder and 127.0.0.1 port)."""
+class VariantProject(Project):
+    """One variant's compose project: the integration harness's Project (unique name, its own folder and
+    127.0.0.1 port) with the scenario's files and the steps the trials take."""
 
-    def __init__(self, variant: Variant, folder: Path, compose_bin: list[str]):
-        self.variant = variant
-        self.name = f"dnbench{variant.key}{uuid.uuid4().hex[:8]}"
-        self.port = free_port()
-        self.compose_bin = compose_bin
-        folder.mkdir(parents=True)
-        (folder / "default.conf").write_text(site(variant.key))
-        (folder / "fast.conf").write_text(FAST_SITE)
-        self.file = folder / "docker-compose.yml"
-        self.file.write_text(
-            COMPOSE.format(
-                image=variant.image,
-                backend=BACKEND,
-                plain=PLAIN,
-                port=self.port,
-                socket=SOCKET if variant.key == "a" else "",
-                environment=DEBUG if variant.key == "a" else "",
-                web_command=json.dumps(WEB_COMMAND),
-                lame_command=json.dumps(LAME_COMMAND),
-            )
+    def __init__(self, variant: Variant, folder: Path):
+        super().__init__(
+            folder,
+            COMPOSE,
+            {"default.conf": site(variant.key), "fast.conf": FAST_SITE},
+            values={
+                "image": variant.image,
+                "backend": BACKEND,
+                "plain": PLAIN,
+                "socket": SOCKET if variant.key == "a" else "",
+                "environment": DEBUG if variant.key == "a" else "",
+                "web_command": json.dumps(WEB_COMMAND),
+                "lame_command": json.dumps(LAME_COMMAND),
+            },
+            prefix=f"dnbench{variant.key}",
         )
-
-    def compose(self, *args: str, timeout: float = 300) -> None:
-        run([*self.compose_bin, "-p", self.name, "-f", str(self.file), *args], timeout=timeout)
+        self.variant = variant
 
     def start(self) -> None:
         """Backends first, then the proxy, so the static variant resolves both web replicas."""
-        self.compose(
-            "up", "-d", "--scale", "web=2", "--scale", "lame=1", "--scale", "fast=2", "web", "lame", "fast"
-        )
-        self.compose("up", "-d", "proxy")
+        self.up("web", "lame", "fast", web=2, lame=1, fast=2)
+        self.up("proxy")
 
-    def scale(self, service: str, count: int, timeout: float = 300) -> None:
-        self.compose("up", "-d", "--no-recreate", "--scale", f"{service}={count}", service, timeout=timeout)
+    def scale(self, service: str, count: int) -> None:
+        self.compose("up", "-d", "--no-recreate", f"--scale={service}={count}", service, timeout=900)
 
     def restart_proxy(self) -> None:
         self.compose("restart", "-t", "5", "proxy")
 
-    def ids(self, service: str) -> list[str]:
-        out = run(
-            [
-                "docker",
-                "ps",
-                "-q",
-                "--no-trunc",
-                "--filter",
-                f"label=com.docker.compose.project={self.name}",
-                "--filter",
-                f"label=com.docker.compose.service={service}",
-            ]
-        ).stdout
-        return sorted(out.split())
-
     def hosts(self, service: str) -> set[str]:
-        return {container[:12] for container in self.ids(service)}
-
-    def logs(self, since: float | None = None) -> str:
-        proxy = self.ids("proxy")
-        if not proxy:
-            return ""
-        result = run(
-            ["docker", "logs", *(["--since", f"{since:.3f}"] if since else []), proxy[0]],
-            timeout=120,
-            check=False,
-        )
-        return result.stdout + result.stderr
-
-    def reloads(self, since: float) -> int:
-        return self.logs(since).count(RELOADED)
+        """The hostnames the service's running replicas answer with."""
+        return set(self.ids(service))
 
     def timeline(self, since: float) -> list[tuple[float, str]]:
         """(time, line) of the watcher's `wrote`, the reloader's `reloaded`, their
         debug lines and nginx's "temporarily disabled" lines since `since`."""
-        proxy = self.ids("proxy")
-        if not proxy:
-            return []
-        result = run(["docker", "logs", "-t", "--since", f"{since:.3f}", proxy[0]], timeout=120, check=False)
         found = []
-        for line in (result.stdout + result.stderr).splitlines():
+        for line in self.logs(since=since, timestamps=True).splitlines():
             match = STAMPED.match(line)
             if match and any(marker in line for marker in (RELOADED, WROTE, DISABLED, DEBUG_LINE)):
-                stamp = datetime.datetime.fromisoformat(match.group(1) + match.group(2)[:7] + "+00:00")
+                stamp = datetime.datetime.fromisoformat(match.group(1) + (match.group(2) or "")[:7] + "+00:00")
                 found.append((stamp.timestamp(), match.group(3)))
         return sorted(found)
 
-    def down(self) -> None:
-        run(
-            [
-                *self.compose_bin,
-                "-p",
-                self.name,
-                "-f",
-                str(self.file),
-                "down",
-                "-v",
-                "--remove-orphans",
-                "-t",
-                "3",
-            ],
-            timeout=300,
-            check=False,
-        )
 
-
-def web_trial(p: Project, events: Events, timeout: float) -> dict[str, Any]:
+def web_trial(p: VariantProject, events: Events, timeout: float) -> dict[str, Any]:
     """Scale web 1 -> 2 under load: start -> first answer; then 2 -> 1: kill -> last answer."""
-    before = set(p.ids("web"))
+    before = set(p.ids("web", full=True))
     with Load(p.port, path=LOAD_PATH, **LOAD_BOUNDS) as load:
         time.sleep(0.3)
         p.scale("web", len(before) + 1)
-        new = sorted(set(p.ids("web")) - before)
+        new = sorted(set(p.ids("web", full=True)) - before)
         if len(new) != 1:
             raise BenchError(f"{p.name}: expected one new web replica, got {new}")
         start = events.wait(p.name, "start", container=new[0]).at
-        first = wait_until(lambda: load.first_from(new[0][:12]), start + timeout)
+        # None when the new replica got no answer in time: a result of the trial, not a failure.
+        first = poll(lambda: load.first_from(new[0][:12]), start + timeout - time.time(), 0.01)
         time.sleep(0.5)
         mark = time.time()
         p.scale("web", len(before))
@@ -266,11 +208,11 @@ def breakdown(
     }
 
 
-def grace_trial(p: Project, events: Events) -> dict[str, Any]:
+def grace_trial(p: VariantProject, events: Events) -> dict[str, Any]:
     """Stop one of two `lame` replicas (serves through its 2 s grace) under load: kill -> last answer."""
     p.scale("lame", 2)
     p.restart_proxy()  # uniform for all variants; it lets (c) know both replicas
-    wait_serving(p.port, LAME_PATH, p.hosts("lame"))
+    p.wait_serving(p.hosts("lame"), timeout=30, path=LAME_PATH)
     with Load(p.port, path=LAME_PATH, **LOAD_BOUNDS) as load:
         time.sleep(0.5)
         mark = time.time()
@@ -281,11 +223,11 @@ def grace_trial(p: Project, events: Events) -> dict[str, Any]:
     return {"kill_to_last_s": None if last is None else round(last - kill.at, 3), "load": load.summary()}
 
 
-def scale_down_trial(p: Project, events: Events) -> dict[str, Any]:
+def scale_down_trial(p: VariantProject, events: Events) -> dict[str, Any]:
     """4 -> 1 under load from 4 keep-alive clients, from a freshly restarted proxy that knows all four."""
     p.scale("web", 4)
     p.restart_proxy()
-    wait_serving(p.port, LOAD_PATH, p.hosts("web"))
+    p.wait_serving(p.hosts("web"), timeout=30, path=LOAD_PATH)
     with Load(p.port, path=LOAD_PATH, **LOAD_BOUNDS) as load:
         time.sleep(1.0)
         mark = time.time()
@@ -316,7 +258,7 @@ def scale_down_trial(p: Project, events: Events) -> dict[str, Any]:
     return result
 
 
-def settle_reloads(p: Project, since: float, quiet: float = 4.0, limit: float = 25.0) -> int:
+def settle_reloads(p: VariantProject, since: float, quiet: float = 4.0, limit: float = 25.0) -> int:
     """Reload lines since `since`, once no new one came for `quiet` seconds (bounded by `limit`)."""
     deadline = time.time() + limit
     count, changed = p.reloads(since), time.time()
@@ -328,20 +270,20 @@ def settle_reloads(p: Project, since: float, quiet: float = 4.0, limit: float = 
     return count
 
 
-def burst_trial(p: Project, events: Events, count_reloads: bool) -> dict[str, Any]:
+def burst_trial(p: VariantProject, events: Events, count_reloads: bool) -> dict[str, Any]:
     """Scale web 1 -> 20 in one command under load: reloads, time to serve all; then back to 1."""
     with Load(p.port, path=LOAD_PATH, max_requests=LOAD_BOUNDS["max_requests"], max_seconds=300) as load:
         time.sleep(0.5)
         mark = time.time()
-        p.scale("web", 20, timeout=600)
+        p.scale("web", 20)
         hosts = p.hosts("web")
         starts = [e.at for e in events.find(p.name, "start", service="web", after=mark - 0.05)]
-        served = wait_until(lambda: True if hosts <= load.hosts_since(mark) else None, time.time() + 30, 0.05)
+        served = poll(lambda: hosts <= load.hosts_since(mark), 30, 0.05)
         reloads_up = settle_reloads(p, mark) if count_reloads else None
         timeline = p.timeline(mark) if count_reloads else []
         firsts = [t for t in (load.first_from(h) for h in hosts) if t is not None]
         mark_down = time.time()
-        p.scale("web", 1, timeout=600)
+        p.scale("web", 1)
         time.sleep(2.0)
         reloads_down = settle_reloads(p, mark_down) if count_reloads else None
         timeline_down = p.timeline(mark_down) if count_reloads else []

@@ -109,16 +109,45 @@ def record(name: str, value: object) -> None:
         handle.write(json.dumps({"name": name, "value": value}) + "\n")
 
 
-def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
-    """Call check until it returns something truthy; fail naming `what` after timeout."""
+def poll(check: Callable[[], T], timeout: float, interval: float = 0.1) -> T:
+    """Call check (at least once) until it returns something truthy or timeout passes; its last value.
+
+    For a wait whose running out is a result to report (the benchmark's "not served in time"), not a failure.
+    """
     deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
+    while True:
         last = check()
-        if last:
+        if last or time.monotonic() >= deadline:
             return last
         time.sleep(interval)
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Call check until it returns something truthy; fail naming `what` after timeout."""
+    last = poll(check, timeout, interval)
+    if last:
+        return last
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def cgroup_cpu_seconds(container_id: str) -> float | None:
+    """CPU time used so far by every process of a container (full id), from its cgroup (v1 or v2)."""
+    root = Path("/sys/fs/cgroup")
+    for path, scale in (
+        (root / "cpuacct" / "docker" / container_id / "cpuacct.usage", 1e-9),
+        (root / "cpu,cpuacct" / "docker" / container_id / "cpuacct.usage", 1e-9),
+        (root / "system.slice" / f"docker-{container_id}.scope" / "cpu.stat", 1e-6),
+        (root / "docker" / container_id / "cpu.stat", 1e-6),
+    ):
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if path.name == "cpu.stat":
+            fields = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+            return int(fields["usage_usec"]) * scale if "usage_usec" in fields else None
+        return int(text.strip()) * scale
+    return None
 
 
 def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
@@ -147,11 +176,13 @@ class Project:
     """One compose project with a unique name, torn down by the fixture that made it."""
 
     def __init__(self, folder: Path, compose_file: str, files: dict[str, str] | None = None,
-                 port: int | None = None):
+                 port: int | None = None, values: dict[str, object] | None = None, prefix: str = "dnt"):
         """compose_file is the text of a compose file, with {image}, {backend} and {port}
-        filled in, or the path of an existing one (then `port` is the one it publishes)."""
+        filled in, and any other {field} from `values` (which may also replace image and backend),
+        or the path of an existing one (then `port` is the one it publishes).
+        The project's name is `prefix` and a random suffix, so leftovers show whose they are."""
         self.folder = folder
-        self.name = "dnt" + uuid.uuid4().hex[:10]
+        self.name = prefix + uuid.uuid4().hex[:10]
         self.port = port or free_port()
         self.compose_bin = compose_command()
         folder.mkdir(parents=True, exist_ok=True)
@@ -159,11 +190,13 @@ class Project:
             path = folder / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-        if Path(compose_file).is_file():
+        # A text has lines; asking the file system about a long one fails with "File name too long".
+        if "\n" not in compose_file and Path(compose_file).is_file():
             self.compose_file = Path(compose_file)
         else:
             self.compose_file = folder / "docker-compose.yml"
-            self.compose_file.write_text(compose_file.format(image=IMAGE, backend=BACKEND_IMAGE, port=self.port))
+            fields = {"image": IMAGE, "backend": BACKEND_IMAGE, **(values or {}), "port": self.port}
+            self.compose_file.write_text(compose_file.format(**fields))
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return run([*self.compose_bin, "-p", self.name, "-f", str(self.compose_file), *args], timeout=timeout)
@@ -177,39 +210,48 @@ class Project:
         out = self.exec("sh", "-c", f"grep VmRSS /proc/$(supervisorctl pid {program})/status").stdout
         return int(out.split()[1])
 
-    def ids(self, service: str, stopped: bool = False) -> list[str]:
-        """Short ids (= hostnames the backend answers with) of the service's running containers."""
+    def ids(self, service: str, stopped: bool = False, full: bool = False) -> list[str]:
+        """Short ids (= hostnames the backend answers with) of the service's running containers;
+        with `full`, the whole ids (what Docker's events and cgroup paths carry)."""
         out = run(["docker", "ps", "-q", "--no-trunc", *(["--all"] if stopped else []),
                    "--filter", f"label=com.docker.compose.project={self.name}",
                    "--filter", f"label=com.docker.compose.service={service}"]).stdout
-        return sorted(line[:12] for line in out.split())
+        return sorted(line if full else line[:12] for line in out.split())
+
+    def cpu_seconds(self, service: str = "proxy") -> float | None:
+        """CPU time used so far by the service's first running container; None where its cgroup is not found."""
+        ids = self.ids(service, full=True)
+        return cgroup_cpu_seconds(ids[0]) if ids else None
 
     def proxy_id(self) -> str:
         ids = self.ids("proxy", stopped=True)
         assert len(ids) == 1, f"expected one proxy container, found {ids}"
         return ids[0]
 
-    def logs(self, service: str = "proxy") -> str:
-        result = run(["docker", "logs", self.proxy_id() if service == "proxy" else self.ids(service)[0]])
+    def logs(self, service: str = "proxy", since: float | None = None, timestamps: bool = False) -> str:
+        """The container's output (the first one's, for a service of several), from wall clock `since` on;
+        with `timestamps`, each line starts with Docker's RFC 3339 time."""
+        flags = [*(["--since", f"{since:.3f}"] if since is not None else []), *(["-t"] if timestamps else [])]
+        result = run(["docker", "logs", *flags, self.proxy_id() if service == "proxy" else self.ids(service)[0]])
         return result.stdout + result.stderr
 
-    def reloads(self) -> int:
-        """How many reloads the reloader has made (its log lines)."""
-        return self.logs().count("reloader: INFO: reloaded nginx")
+    def reloads(self, since: float | None = None) -> int:
+        """How many reloads the reloader has made (its log lines), in all or from wall clock `since` on."""
+        return self.logs(since=since).count("reloader: INFO: reloaded nginx")
 
     def exec(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(["docker", "exec", self.proxy_id(), *args], check=check)
 
-    def wait_serving(self, expected: Iterable[str], timeout: float = 20.0, requests: int = 30) -> float:
-        """Wait until a window of requests is answered by exactly `expected`; seconds waited."""
+    def wait_serving(self, expected: Iterable[str], timeout: float = 20.0, requests: int = 30, path: str = "/") -> float:
+        """Wait until a window of requests to `path` is answered by exactly `expected`; seconds waited."""
         wanted = set(expected)
         started = time.monotonic()
 
         def served() -> bool:
-            seen = tally(self.port, max(requests, 3 * len(wanted)))
+            seen = tally(self.port, max(requests, 3 * len(wanted)), path)
             return set(seen) == wanted
 
-        wait_for(served, timeout, f"replicas {sorted(wanted)} to be served", interval=0.05)
+        wait_for(served, timeout, f"replicas {sorted(wanted)} to be served at {path}", interval=0.05)
         return time.monotonic() - started
 
     def down(self) -> None:
