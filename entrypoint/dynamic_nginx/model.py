@@ -298,6 +298,7 @@ def choose_network(container: Container, proxy: Proxy, wanted: str | None = None
     )
 
 
+@functools.lru_cache(maxsize=4096)  # asked about every server at every sync; addresses repeat
 def _is_ipv4(address: str) -> bool:
     try:
         ipaddress.IPv4Address(address)
@@ -343,6 +344,7 @@ class _Member:
     explicit: bool = False  # named by a label, not the service's own upstream
 
 
+@functools.lru_cache(maxsize=1024)  # few distinct label sets, asked for every server at every sync
 def with_defaults(options: L.ServerOptions, defaults: L.ServerOptions) -> L.ServerOptions:
     """The container's own server parameters, and the defaults where it set none."""
     unset = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(options) if getattr(options, f.name) is None}
