@@ -247,7 +247,8 @@ LISTED_STATES = frozenset({"running", "paused", "restarting"})
 
 def is_listed(labels: Mapping[str, str], project: str, opted_in: bool) -> bool:
     """True if containers() would list a running container with these labels:
-    the same label filters, applied here."""
+    the same label filters, applied here. The raw text on purpose: the daemon's
+    filters match it exactly, whereas the model reads `Container.decoded`."""
     in_project = bool(project) and labels.get(COMPOSE_PROJECT) == project
     return in_project or (opted_in and labels.get(f"{LABEL_PREFIX}enable") in TRUE)
 

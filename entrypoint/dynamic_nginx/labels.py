@@ -148,6 +148,7 @@ class ContainerLabels:
     network: str | None
     memberships: tuple[Membership, ...]
     health_gating: bool | None = None
+    port: int | None = None  # dynamic-nginx.port: the port of every membership that names none
 
 
 def parse_int(container: str, label: str, value: str, low: int, high: int) -> int:
@@ -344,10 +345,60 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
     enable = container_level.get("enable")
     network = container_level.get("network")
     gating = container_level.get("health_gating")
+    port = own.get("port")
     return ContainerLabels(
         enable=enable if isinstance(enable, bool) else None,
         network=network if isinstance(network, str) else None,
         memberships=tuple(members),
         health_gating=gating if isinstance(gating, bool) else None,
+        port=port if isinstance(port, int) else None,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """Every label of one container that a model rule reads, decoded once.
+
+    The compose labels are Docker's and only read; ours (`dynamic-nginx.*`)
+    are validated: `ours` is None exactly when `error` says which label is
+    bad, and the rules then treat the container as decode() would fail.
+    """
+
+    project: str
+    service: str
+    number: int  # compose's container number; 0 when missing or not a plain number
+    oneoff: bool  # a `compose run` container
+    opted_in: bool  # dynamic-nginx.enable says true, read even when another label is bad
+    ours: ContainerLabels | None
+    error: LabelError | None = None
+
+    @property
+    def health_gating(self) -> bool:
+        """False only if the container validly opts out of health gating."""
+        return self.ours is None or self.ours.health_gating is not False
+
+    @property
+    def disabled(self) -> bool:
+        """True if `dynamic-nginx.enable` validly says false."""
+        return self.ours is not None and self.ours.enable is False
+
+
+def decode_container(container: str, labels: Mapping[str, str]) -> Decoded:
+    """All of a container's labels as typed values; never raises (a bad label is kept in `error`)."""
+    service = labels.get(COMPOSE_SERVICE, "")
+    number = labels.get(COMPOSE_NUMBER, "")
+    try:
+        ours: ContainerLabels | None = decode(container, service, labels)
+        error = None
+    except LabelError as failed:
+        ours, error = None, failed
+    return Decoded(
+        project=labels.get(COMPOSE_PROJECT, ""),
+        service=service,
+        number=int(number) if number.isascii() and number.isdigit() and len(number) < 9 else 0,
+        oneoff=labels.get(COMPOSE_ONEOFF, "False") == "True",
+        opted_in=labels.get(LABEL_PREFIX + "enable", "").lower() in TRUE,
+        ours=ours,
+        error=error,
     )
 

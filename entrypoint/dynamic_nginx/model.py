@@ -9,9 +9,10 @@ see, so its fields are the documented template context.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from . import labels as L
 
@@ -21,8 +22,8 @@ class Container:
     """One container as the Docker edge saw it.
 
     `networks` maps network name to the container's IPv4 address there;
-    `state` is Docker's state ("running", "paused", ...) or "stopping" once a
-    terminating signal was seen; `health` is None without a HEALTHCHECK.
+    `state` is Docker's state ("running", "paused", ...); `health` is None
+    without a HEALTHCHECK.
     `stop_timeout` is its stop grace period in seconds, None when it sets none
     (Docker's default applies).
     """
@@ -42,18 +43,27 @@ class Container:
     def short_id(self) -> str:
         return self.id[:12]
 
+    @functools.cached_property
+    def decoded(self) -> L.Decoded:
+        """Its labels as typed values, decoded on first use and kept with this object.
+
+        The Docker edge hands out the same object while Docker shows the
+        container unchanged, so labels are decoded once per container, not once
+        per rule and sync; every model rule reads them from here.
+        """
+        return L.decode_container(self.name, self.labels)
+
     @property
     def project(self) -> str:
-        return self.labels.get(L.COMPOSE_PROJECT, "")
+        return self.decoded.project
 
     @property
     def service(self) -> str:
-        return self.labels.get(L.COMPOSE_SERVICE, "")
+        return self.decoded.service
 
     @property
     def number(self) -> int:
-        raw = self.labels.get(L.COMPOSE_NUMBER, "")
-        return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else 0
+        return self.decoded.number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +142,44 @@ def zone_size(servers: int) -> str:
     return f"{kib}k"
 
 
+# Why a container handed to `build` serves in no upstream (Exclusion.reason); docs/design.md lists them too.
+# A reason ending in ":" is followed by the label or the owning service.
+EXCLUSION_REASONS = (
+    "out_of_scope",  # another project's, a `compose run` one, not opted in
+    "not_running",  # Docker says paused, restarting, ...
+    "stopping",  # it got the signal Docker stops it with
+    "starting",  # held back after restarting repeatedly, or its port does not accept connections yet
+    "health_starting",  # its HEALTHCHECK has not passed yet
+    "unhealthy",
+    "disabled_by_label",  # dynamic-nginx.enable=false
+    "label_invalid:",  # label_invalid:<label>
+    "no_shared_network",  # no network shared with the proxy, or dynamic-nginx.network names one it does not share
+    "no_ipv4_address",  # on a shared network, but with no IPv4 address there
+    "port_ambiguous",  # several exposed ports, none 80, no dynamic-nginx.port
+    "upstream_owned_by:",  # upstream_owned_by:<service>: the upstream is another service's of the proxy's project
+    "upstream_not_named",  # outside the proxy's project and not naming its upstream by label
+    "backup_with_lb",  # a backup server where the upstream's balancing method cannot have one
+    "too_many_upstreams",  # its upstreams were left out: more than MAX_UPSTREAMS wanted
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Exclusion:
+    """A container `build` was given and serves in no upstream, and why.
+
+    `reason` is machine-readable (one of EXCLUSION_REASONS, with the label or
+    service after a colon where it ends in one); `detail` says it for people,
+    and is the logged problem line where there is one.
+    """
+
+    container: str
+    id: str
+    service: str
+    project: str
+    reason: str
+    detail: str
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
     """Everything a template may use, plus the lines to log about left-out containers."""
@@ -141,6 +189,7 @@ class Model:
     proxy: Proxy
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    excluded: tuple[Exclusion, ...] = ()
 
 
 SAFE_COMMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")
@@ -168,7 +217,12 @@ def referenced_upstreams(texts: Iterable[str]) -> set[str]:
 
 
 class Excluded(Exception):
-    """A container cannot be served; str() is the log line saying why and the fix."""
+    """A container cannot be served; str() is the log line saying why and the fix,
+    `reason` the Exclusion reason."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
 
 
 def is_live(container: Container, health_gating: bool = True) -> bool:
@@ -178,23 +232,35 @@ def is_live(container: Container, health_gating: bool = True) -> bool:
     return container.state == "running" and healthy
 
 
-def health_gating(container: Container) -> bool:
-    """False only if the container validly opts out; bad labels are reported when it is live."""
-    try:
-        return L.decode(container.name, container.service, container.labels).health_gating is not False
-    except L.LabelError:
-        return True
-
-
 def in_scope(container: Container, proxy: Proxy, scope: str = "project") -> bool:
     """Not the proxy, not a one-off `run`; in the proxy's compose project, or
     (with scope "all") anywhere if it opts in with `dynamic-nginx.enable=true`."""
-    if container.id == proxy.id or container.labels.get(L.COMPOSE_ONEOFF, "False") == "True":
+    decoded = container.decoded
+    if container.id == proxy.id or decoded.oneoff:
         return False
-    if proxy.project and container.project == proxy.project:
+    if proxy.project and decoded.project == proxy.project:
         return True
-    enabled = container.labels.get(L.LABEL_PREFIX + "enable", "").lower() in L.TRUE
-    return scope == "all" and enabled
+    return scope == "all" and decoded.opted_in
+
+
+def absence(
+    container: Container, leaving: Collection[str] = frozenset(), pending: Collection[str] = frozenset()
+) -> tuple[str, str] | None:
+    """(reason, detail) if the container is not to be served now whatever its labels say, else None.
+
+    Running, not `leaving` (signalled to stop), not `pending` (held back), and
+    healthy if it has a health check and does not opt out of health gating.
+    """
+    if container.state != "running":
+        return "not_running", f"Docker says it is {container.state}"
+    if container.id in leaving:
+        return "stopping", "it received the signal Docker stops it with"
+    if container.id in pending:
+        return "starting", "held back until it stays up"
+    if not is_live(container, container.decoded.health_gating):
+        reason = "health_starting" if container.health == "starting" else "unhealthy"
+        return reason, f"its health check says {container.health}"
+    return None
 
 
 def choose_network(container: Container, proxy: Proxy, wanted: str | None = None) -> tuple[str, str]:
@@ -209,7 +275,8 @@ def choose_network(container: Container, proxy: Proxy, wanted: str | None = None
         if wanted not in shared:
             raise Excluded(
                 f"container {container.name}: label {L.LABEL_PREFIX}network={wanted!r} names a network "
-                f"it does not share with the proxy (shared: {', '.join(shared) or 'none'}); left out"
+                f"it does not share with the proxy (shared: {', '.join(shared) or 'none'}); left out",
+                "no_shared_network",
             )
         shared = [wanted]
     for network in shared:
@@ -219,16 +286,19 @@ def choose_network(container: Container, proxy: Proxy, wanted: str | None = None
     if shared:
         raise Excluded(
             f"container {container.name}: no IPv4 address on shared network(s) "
-            f"{', '.join(shared)}; left out"
+            f"{', '.join(shared)}; left out",
+            "no_ipv4_address",
         )
     raise Excluded(
         f"container {container.name}: shares no network with the proxy "
         f"(it is on {', '.join(sorted(container.networks)) or 'no network'}; the proxy on "
         f"{', '.join(proxy.networks) or 'no network'}); left out. "
-        "Put both on one network."
+        "Put both on one network.",
+        "no_shared_network",
     )
 
 
+@functools.lru_cache(maxsize=4096)  # asked about every server at every sync; addresses repeat
 def _is_ipv4(address: str) -> bool:
     try:
         ipaddress.IPv4Address(address)
@@ -240,8 +310,9 @@ def _is_ipv4(address: str) -> bool:
 def choose_port(container: Container) -> int:
     """`dynamic-nginx.port`, else the single exposed port, else 80."""
     label = L.LABEL_PREFIX + "port"
-    if label in container.labels:
-        return L.parse_port(container.name, label, container.labels[label])
+    ours = _ours(container)
+    if ours.port is not None:
+        return ours.port
     ports = sorted(set(container.exposed_ports))
     if len(ports) == 1:
         return ports[0]
@@ -250,8 +321,19 @@ def choose_port(container: Container) -> int:
     raise Excluded(
         f"container {container.name}: exposes several ports "
         f"({', '.join(map(str, ports))}) and none is 80; "
-        f"set the label {label}=<port> to choose one; left out"
+        f"set the label {label}=<port> to choose one; left out",
+        "port_ambiguous",
     )
+
+
+def _ours(container: Container) -> L.ContainerLabels:
+    """The container's dynamic-nginx.* labels, or the LabelError they failed with."""
+    decoded = container.decoded
+    if decoded.ours is None:
+        assert decoded.error is not None
+        # The error is kept with the container and raised again at each sync: a fresh traceback each time.
+        raise decoded.error.with_traceback(None)
+    return decoded.ours
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,6 +344,7 @@ class _Member:
     explicit: bool = False  # named by a label, not the service's own upstream
 
 
+@functools.lru_cache(maxsize=1024)  # few distinct label sets, asked for every server at every sync
 def with_defaults(options: L.ServerOptions, defaults: L.ServerOptions) -> L.ServerOptions:
     """The container's own server parameters, and the defaults where it set none."""
     unset = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(options) if getattr(options, f.name) is None}
@@ -273,7 +356,7 @@ def members_of(
 ) -> list[tuple[str, _Member]]:
     """(upstream name, member) for every upstream the container joins, or
     Excluded/LabelError saying why it cannot be served at all."""
-    decoded = L.decode(container.name, container.service, container.labels)
+    decoded = _ours(container)
     if decoded.enable is False:
         return []
     network, address = choose_network(container, proxy, decoded.network)
@@ -299,7 +382,15 @@ def owners_of(containers: Iterable[Container], proxy: Proxy, services: Iterable[
 
 
 def refusal(container: Container, name: str, explicit: bool, proxy: Proxy, owners: Mapping[str, str]) -> str | None:
-    """Why the container may not join upstream `name`, as one log line; None if it may.
+    """Why the container may not join upstream `name`, as one log line; None if it may (see `refused`)."""
+    found = refused(container, name, explicit, proxy, owners)
+    return None if found is None else found[1]
+
+
+def refused(
+    container: Container, name: str, explicit: bool, proxy: Proxy, owners: Mapping[str, str]
+) -> tuple[str, str] | None:
+    """(Exclusion reason, log line) if the container may not join upstream `name`; None if it may.
 
     Labels come with images too: `<service>.upstream` belongs to that service
     of the proxy's project, and nothing else joins it by label. A container of
@@ -313,12 +404,12 @@ def refusal(container: Container, name: str, explicit: bool, proxy: Proxy, owner
     if not in_project and owner is None and explicit:
         return None
     if owner is not None:
-        return (
+        return f"upstream_owned_by:{owner}", (
             f"container {container.name}: its labels would put it into {name}, which belongs to service "
             f"{owner} of project {proxy.project}; only {owner}'s containers may join it (even while it has none "
             f"running). Name another upstream with {L.LABEL_PREFIX}upstream; left out of {name}"
         )
-    return (
+    return "upstream_not_named", (
         f"container {container.name}: (project {container.project or 'none'}) it would join {name} only by its "
         f"service name; outside the proxy's project ({proxy.project or 'none'}) a container joins only an upstream "
         f"it names: set {L.LABEL_PREFIX}upstream=<name>; left out of {name}"
@@ -327,9 +418,8 @@ def refusal(container: Container, name: str, explicit: bool, proxy: Proxy, owner
 
 def _upstream_names(container: Container, proxy: Proxy, owners: Mapping[str, str]) -> list[str]:
     """The upstreams a container would join, for keeping them (503) while it is not live."""
-    try:
-        decoded = L.decode(container.name, container.service, container.labels)
-    except L.LabelError:
+    decoded = container.decoded.ours
+    if decoded is None:
         # Its labels are bad, but its service's upstream must still exist (answering 503).
         wanted = [(L.upstream_name(container.service), False)] if L.is_name(container.service) else []
     else:
@@ -401,6 +491,53 @@ def _combine(name: str, members: list[_Member]) -> tuple[Upstream, list[str], li
     return upstream, problems, warnings
 
 
+# Asked, inside `build`, for the containers (by id) whose servers do not accept connections yet.
+Unready = Callable[[Collection[Server]], Collection[str]]
+
+
+class _Ledger:
+    """What one build found so far: problem lines, and why each container is left out."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.excluded: dict[str, Exclusion] = {}
+
+    def exclude(self, container: Container, reason: str, detail: str) -> None:
+        self.excluded.setdefault(
+            container.id, Exclusion(container.name, container.id, container.service, container.project, reason, detail)
+        )
+
+
+def _admit(
+    container: Container, proxy: Proxy, owners: Mapping[str, str], defaults: L.ServerOptions, ledger: _Ledger
+) -> list[tuple[str, _Member]] | None:
+    """The (upstream, member) pairs the container may join, or None (logged and excluded) if none."""
+    try:
+        joined = members_of(container, proxy, defaults)
+    except Excluded as error:
+        ledger.problems.append(str(error))
+        ledger.exclude(container, error.reason, str(error))
+        return None
+    except L.LabelError as error:
+        ledger.problems.append(str(error))
+        ledger.exclude(container, f"label_invalid:{error.label}", str(error))
+        return None
+    if not joined:
+        ledger.exclude(container, "disabled_by_label", f"{L.LABEL_PREFIX}enable is false")
+        return None
+    allowed, refusals = [], []
+    for name, member in joined:
+        refusal_ = refused(container, name, member.explicit, proxy, owners)
+        if refusal_ is None:
+            allowed.append((name, member))
+        else:
+            ledger.problems.append(refusal_[1])
+            refusals.append(refusal_)
+    if not allowed:
+        ledger.exclude(container, *refusals[0])
+    return allowed or None
+
+
 def build(
     containers: Iterable[Container],
     proxy: Proxy,
@@ -408,6 +545,10 @@ def build(
     scope: str = "project",
     defaults: L.ServerOptions = L.ServerOptions(),
     services: Iterable[str] = (),
+    *,
+    leaving: Collection[str] = frozenset(),
+    pending: Collection[str] = frozenset(),
+    unready: Unready | None = None,
 ) -> Model:
     """Group live, in-scope containers into upstreams (`<service>.upstream` by default).
 
@@ -416,39 +557,62 @@ def build(
     failing to load the configuration. `defaults` fills the server parameters
     a container's labels leave unset. `services` names services of the proxy's
     project that own their upstream though no container of theirs is listed.
-    An upstream exists only while a container or an extra name needs it, and
-    at most MAX_UPSTREAMS of them.
+    `leaving` (signalled to stop) and `pending` (held back) are container ids
+    left out while Docker still runs them; `unready`, if given, is asked once
+    about the servers of every container about to join (without a health
+    check) and the ids it returns are left out too, so one build decides
+    readiness. A left-out container keeps its upstreams (503, not a broken
+    config). An upstream exists only while a container or an extra name
+    needs it, and at most MAX_UPSTREAMS of them.
     """
     extra = {name.lower() for name in extra_upstreams if L.is_name(name)}
     groups: dict[str, list[_Member]] = {name: [] for name in extra}
-    problems: list[str] = []
-    warnings: list[str] = []
-    included: list[Container] = []
-    candidates = sorted((c for c in containers if in_scope(c, proxy, scope)), key=lambda c: (c.name, c.id))
+    ledger = _Ledger()
+    candidates = []
+    for container in sorted(containers, key=lambda c: (c.name, c.id)):
+        if in_scope(container, proxy, scope):
+            candidates.append(container)
+        elif container.id != proxy.id:
+            ledger.exclude(container, "out_of_scope", f"not in project {proxy.project or '(none)'} nor opted in")
     owners = owners_of(candidates, proxy, services)
+    admitted: dict[str, list[tuple[str, _Member]]] = {}
     for container in candidates:
-        if not is_live(container, health_gating(container)):
+        absent = absence(container, leaving, pending)
+        joined = None if absent is not None else _admit(container, proxy, owners, defaults, ledger)
+        if absent is not None:
+            ledger.exclude(container, *absent)
+        if joined is None:
             for name in _upstream_names(container, proxy, owners):
                 groups.setdefault(name, [])
             continue
-        try:
-            joined = members_of(container, proxy, defaults)
-        except (Excluded, L.LabelError) as error:
-            problems.append(str(error))
-            for name in _upstream_names(container, proxy, owners):  # keep its upstreams: 503, not a broken config
-                groups.setdefault(name, [])
-            continue
-        allowed = []
-        for name, member in joined:
-            refused = refusal(container, name, member.explicit, proxy, owners)
-            if refused is None:
-                allowed.append((name, member))
-            else:
-                problems.append(refused)
-        for name, member in allowed:
-            groups.setdefault(name, []).append(member)
-        if allowed:
+        admitted[container.id] = joined
+    not_ready = _not_ready(admitted, unready)
+    included: list[Container] = []
+    for container in candidates:
+        for name, member in admitted.get(container.id, ()):
+            groups.setdefault(name, [])
+            if container.id not in not_ready:
+                groups[name].append(member)
+        if container.id in not_ready:
+            ledger.exclude(container, "starting", "its port does not accept connections yet")
+        elif container.id in admitted:
             included.append(container)
+    return _assemble(groups, extra, included, proxy, ledger)
+
+
+def _not_ready(admitted: Mapping[str, list[tuple[str, _Member]]], unready: Unready | None) -> set[str]:
+    """Ids of admitted containers without a health check whose servers `unready` finds closed."""
+    if unready is None:
+        return set()
+    servers = [m.server for joined in admitted.values() for _, m in joined if m.server.container.health is None]
+    return set(unready(servers)) & set(admitted)
+
+
+def _assemble(
+    groups: dict[str, list[_Member]], extra: set[str], included: list[Container], proxy: Proxy, ledger: _Ledger
+) -> Model:
+    """The model from the grouped members: capped, combined, and every unserved container accounted for."""
+    problems, warnings = ledger.problems, []
     groups, dropped = _capped(groups, extra)
     if dropped:
         problems.append(
@@ -462,12 +626,19 @@ def build(
         upstreams.append(upstream)
         problems += more_problems
         warnings += more_warnings
+    served = {s.container.id for u in upstreams for s in u.servers}
+    for container in included:
+        if container.id not in served and dropped:
+            ledger.exclude(container, "too_many_upstreams", "its upstreams were left out: too many upstreams")
+        elif container.id not in served:
+            ledger.exclude(container, "backup_with_lb", "a backup server where the balancing method allows none")
     return Model(
         upstreams=tuple(upstreams),
         containers=tuple(included),
         proxy=proxy,
         problems=tuple(problems),
         warnings=tuple(warnings),
+        excluded=tuple(sorted(ledger.excluded.values(), key=lambda e: (e.container, e.id))),
     )
 
 

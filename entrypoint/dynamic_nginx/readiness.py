@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 
-from .model import Model
+from .model import Model, Server
 
 FAST_POLL = 0.005  # seconds between probe rounds while a replica is new
 SLOW_POLL = 1.0  # ... once it has not listened for FAST_FOR seconds
@@ -94,14 +94,20 @@ class Readiness:
         self._ready: set[tuple[str, str]] = set()
         self._waiting: dict[tuple[str, str], float] = {}  # key -> when first refused
         self._thread: threading.Thread | None = None
+        self._stopped = False  # under the lock: set once by stop(), ends the prober
 
     def unready(self, model: Model) -> set[str]:
+        """`unready_servers` for the servers of a model's upstreams that have no health check."""
+        return self.unready_servers([s for u in model.upstreams for s in u.servers if s.container.health is None])
+
+    def unready_servers(self, servers: Collection[Server]) -> set[str]:
         """Ids of containers with a server address that does not accept connections yet.
 
-        Probes every new address once, here; those that refuse are handed to
-        the background prober, which calls `notify` when one accepts.
+        `servers` are all the servers to be probed now: addresses not among
+        them are forgotten. Probes every new address once, here; those that
+        refuse are handed to the background prober, which calls `notify` when
+        one accepts.
         """
-        servers = [s for u in model.upstreams for s in u.servers if s.container.health is None]
         keys = {(s.container.id, s.address): s for s in servers}
         with self._lock:
             self._ready &= set(keys)
@@ -132,16 +138,30 @@ class Readiness:
         with self._lock:
             return set(self._waiting)
 
+    def stop(self, timeout: float | None = None) -> None:
+        """End the background prober (for good) and wait up to `timeout` for its thread.
+
+        The watcher calls it when it stops, so no thread of it outlives it.
+        """
+        with self._lock:
+            self._stopped = True
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
     def _start_prober(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._probe_forever, name="readiness", daemon=True)
+        if not self._stopped and (self._thread is None or not self._thread.is_alive()):
+            self._thread = threading.Thread(target=self._probe_until_stopped, name="readiness", daemon=True)
             self._thread.start()
 
-    def _probe_forever(self) -> None:
+    def _probe_until_stopped(self) -> None:
         while True:
             with self._lock:
-                while not self._waiting:
+                while not self._waiting and not self._stopped:
                     self._wake.wait()
+                if self._stopped:
+                    return
                 waiting = dict(self._waiting)
             accepted = self.probe({address for _, address in waiting}, PROBE_TIMEOUT)
             joined = False
@@ -156,4 +176,5 @@ class Readiness:
             with self._lock:
                 youngest = max(self._waiting.values(), default=None)
                 old = youngest is not None and time.monotonic() - youngest >= FAST_FOR
-                self._wake.wait(SLOW_POLL if old else FAST_POLL)  # a new address wakes it early
+                if not self._stopped:
+                    self._wake.wait(SLOW_POLL if old else FAST_POLL)  # a new address (or stop) wakes it early

@@ -7,7 +7,6 @@ remembers the project's services across watcher restarts.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -44,17 +43,6 @@ def config_texts(folders: Iterable[Path], pattern: str = "*.conf") -> list[str]:
     return texts
 
 
-def mark_stopping(containers: Iterable[Container], stopping: Collection[str]) -> list[Container]:
-    """Containers that got a terminating signal count as stopping, whatever Docker still says."""
-    return mark(containers, stopping, "stopping")
-
-
-def mark(containers: Iterable[Container], ids: Iterable[str], state: str) -> list[Container]:
-    """The containers, with those of `ids` that Docker calls running given another state."""
-    chosen = set(ids)
-    return [dataclasses.replace(c, state=state) if c.id in chosen and c.state == "running" else c for c in containers]
-
-
 def rebuild(
     settings: Settings,
     proxy: Proxy,
@@ -66,17 +54,21 @@ def rebuild(
     readiness: Readiness | None = None,
 ) -> tuple[Model, render.Rendered]:
     """The model and its rendered files: `stopping` containers are out, `held` ones
-    (flapping) and those whose port `readiness` finds closed not in yet."""
+    (flapping) and those whose port `readiness` finds closed not in yet; one build."""
     # User files and user templates (their output is ours, their text is the user's) say what must exist.
     users = config_texts(settings.watch_dirs + (settings.conf_dir,))
     known = referenced_upstreams(users + config_texts((settings.user_templates,), "*.j2"))
-    containers = mark(mark_stopping(containers, stopping), held, "starting")
-    owned = set(services)
-    model = build(containers, proxy, known, settings.scope, settings.server_defaults, owned)
-    unready = readiness.unready(model) if readiness is not None else set()
-    if unready:
-        containers = mark(containers, unready, "starting")
-        model = build(containers, proxy, known, settings.scope, settings.server_defaults, owned)
+    model = build(
+        containers,
+        proxy,
+        known,
+        settings.scope,
+        settings.server_defaults,
+        services,
+        leaving=stopping,
+        pending=held,
+        unready=readiness.unready_servers if readiness is not None else None,
+    )
     templates = render.find_templates([settings.user_templates, settings.builtin_templates])
     return model, render.render_all(templates, model, settings)
 

@@ -102,6 +102,7 @@ class Watcher:
                 reconnect.wait(backoff.next(), stopped_or_back, sleep=self._sleep)
         finally:
             self._output.cancel()
+            self._readiness.stop()
 
     def stop(self) -> None:
         """End run() (and follow()) soon, from any thread: a signal handler, a test."""

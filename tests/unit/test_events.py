@@ -8,8 +8,6 @@ from typing import Any
 import pytest
 from dynamic_nginx import events as E
 from dynamic_nginx.events import Event
-from dynamic_nginx.rebuild import mark_stopping
-from support import container
 
 WEB_ID = "6a6e1f48a05b4e84c33066ba89863f9d4d8e5291aea380e2e8ff94b8789042d7"
 NET_ID = "6e100d7324cc6792f154c66b1ac72c7e0684c533443e97bd20dc5c1edd8b443e"
@@ -215,18 +213,3 @@ def test_update_stopping(before: frozenset[str], event: Event, stop_signal: str,
 )
 def test_changes_listing(event: Event, stopping: set[str], changes: bool) -> None:
     assert E.changes_listing(event, frozenset(stopping)) is changes
-
-
-@pytest.mark.parametrize(
-    ("state", "stopping", "expected"),
-    [
-        pytest.param("running", True, "stopping", id="running and signalled: stopping"),
-        pytest.param("running", False, "running", id="running, not signalled"),
-        pytest.param("paused", True, "paused", id="paused keeps its state"),
-        pytest.param("exited", True, "exited", id="exited keeps its state"),
-    ],
-)
-def test_mark_stopping(state: str, stopping: bool, expected: str) -> None:
-    web = container("shop-web-1", state=state)
-    (marked,) = mark_stopping([web], frozenset({web.id} if stopping else ()))
-    assert marked.state == expected

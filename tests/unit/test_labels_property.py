@@ -253,6 +253,13 @@ def check_accounted_for(built: Model, made: list[Container], scope: str) -> None
         assert candidate.name in served or reported or silent_reason(candidate, scope), (
             f"{candidate.name} vanished without a word: {dict(candidate.labels)}"
         )
+    in_servers = {s.container.id for u in built.upstreams for s in u.servers}
+    excluded = [e.id for e in built.excluded]
+    assert len(excluded) == len(set(excluded)), "a container excluded twice"
+    assert set(excluded) == {c.id for c in made} - in_servers, "every unserved container has one exclusion"
+    for exclusion in built.excluded:
+        assert any(exclusion.reason == r or (r.endswith(":") and exclusion.reason.startswith(r))
+                   for r in model.EXCLUSION_REASONS), exclusion
 
 
 def rendered_text(built: Model, settings_: Settings) -> str:

@@ -121,6 +121,7 @@ def test_the_prober_notifies_as_soon_as_a_real_port_starts_listening() -> None:
         assert time.monotonic() - listened < 1.0, "took longer than a slow poll: the fast poll is broken"
         assert readiness.unready(built(web)) == set()
     finally:
+        readiness.stop(timeout=5)
         server.close()
 
 
@@ -135,3 +136,16 @@ def test_the_prober_forgets_a_replica_that_left() -> None:
     assert readiness.waiting() == set()
     network.accepting.add("172.18.0.2:80")
     assert not calls.wait(0.2), "notified for a replica that is gone"
+    readiness.stop(timeout=5)
+
+
+def test_stop_ends_the_prober_thread() -> None:
+    before = set(threading.enumerate())
+    readiness = Readiness(FakeNetwork(), notify=lambda: None)
+    readiness.unready(built(container()))
+    probers = [t for t in threading.enumerate() if t not in before]
+    assert [t.name for t in probers] == ["readiness"], "a refusing address starts the prober"
+    readiness.stop(timeout=5)
+    assert not probers[0].is_alive(), "the prober outlived stop()"
+    readiness.unready(built(container()))
+    assert set(threading.enumerate()) <= before, "started again after stop"
