@@ -26,7 +26,7 @@ from typing import Any
 
 from . import labels as L
 from . import marker
-from .model import Model, Server, Upstream
+from .model import Exclusion, Model, Server, Upstream
 
 # Bumped when a field changes meaning or goes away; new fields do not bump it.
 SCHEMA = 1
@@ -105,28 +105,27 @@ def upstream(u: Upstream) -> dict[str, Any]:
     }
 
 
-def exclusion(entry: Any) -> dict[str, Any]:
-    """A container left out, with its reason code (the model's `excluded` entries)."""
-    container = getattr(entry, "container", "")
+def exclusion(entry: Exclusion) -> dict[str, Any]:
+    """A container left out, with its reason code (see model.EXCLUSION_REASONS)."""
     return {
-        "name": getattr(container, "name", container),
-        "id": getattr(entry, "id", ""),
-        "service": getattr(entry, "service", ""),
-        "project": getattr(entry, "project", ""),
-        "reason": getattr(entry, "reason", ""),
-        "detail": getattr(entry, "detail", ""),
+        "name": entry.container,
+        "id": entry.id,
+        "service": entry.service,
+        "project": entry.project,
+        "reason": entry.reason,
+        "detail": entry.detail,
     }
 
 
 def watcher_part(model: Model, docker: Mapping[str, Any]) -> dict[str, Any]:
     """The watcher's part: every upstream with its members, the containers left
-    out (`excluded`, each with a reason code, once the model gives them), the
+    out (`excluded`, each with a reason code), the
     problems as logged, and the Docker connection."""
     return {
         "schema": SCHEMA,
         "proxy": {"id": model.proxy.id, "name": model.proxy.name, "project": model.proxy.project},
         "upstreams": [upstream(u) for u in model.upstreams],
-        "excluded": [exclusion(e) for e in getattr(model, "excluded", ())],
+        "excluded": [exclusion(e) for e in model.excluded],
         "problems": list(model.problems),
         "warnings": list(model.warnings),
         "docker": dict(docker),

@@ -103,7 +103,6 @@ def test_a_replaced_container_at_the_same_address_is_probed_again() -> None:
     assert len(network.probed) == 2
 
 
-@pytest.mark.leaves_thread("readiness", reason="Readiness has no stop yet (readiness.py, the labels part)")
 def test_the_prober_notifies_as_soon_as_a_real_port_starts_listening() -> None:
     """Real sockets: the replica refuses at first, then listens; notify comes within a few polls."""
     server = socket.socket()
@@ -125,7 +124,6 @@ def test_the_prober_notifies_as_soon_as_a_real_port_starts_listening() -> None:
         server.close()
 
 
-@pytest.mark.leaves_thread("readiness", reason="Readiness has no stop yet (readiness.py, the labels part)")
 def test_the_prober_forgets_a_replica_that_left() -> None:
     network = FakeNetwork()
     calls = threading.Event()

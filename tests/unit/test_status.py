@@ -60,12 +60,13 @@ def by_name(data: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 @pytest.mark.parametrize(
-    ("containers", "expected"),
+    ("containers", "expected", "excluded"),
     [
-        pytest.param((), {"api.upstream": {}}, id="no containers: the referenced upstream, empty"),
+        pytest.param((), {"api.upstream": {}}, [], id="no containers: the referenced upstream, empty"),
         pytest.param(
             (container("shop-web-1", ip="172.18.0.2", exposed=(80,)),),
             {"api.upstream": {}, "web.upstream": {"shop-web-1": ("active", "172.18.0.2:80", None, "none")}},
+            [],
             id="one plain replica is active",
         ),
         pytest.param(
@@ -81,23 +82,27 @@ def by_name(data: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
                     "shop-web-2": ("backup", "172.18.0.3:80", 2, "none"),
                 },
             },
+            [],
             id="backup label: state backup, weight shown",
         ),
         pytest.param(
             (container("shop-web-1", ip="172.18.0.2", exposed=(80,), health="starting"),),
             {"api.upstream": {}, "web.upstream": {}},
-            id="a starting container is no member (its reason comes with the model's excluded list)",
+            [("shop-web-1", "health_starting")],
+            id="a starting container is no member: excluded, with the model's reason",
         ),
     ],
 )
-def test_members_in_status_json(containers: tuple[model.Container, ...], expected: dict[str, Any]) -> None:
+def test_members_in_status_json(
+    containers: tuple[model.Container, ...], expected: dict[str, Any], excluded: list[tuple[str, str]]
+) -> None:
     data = composed(built(*containers))
     found = {
         name: {c: (m["state"], m["address"], m["weight"], m["health"]) for c, m in members.items()}
         for name, members in by_name(data).items()
     }
     assert found == expected
-    assert data["excluded"] == []
+    assert [(e["name"], e["reason"]) for e in data["excluded"]] == excluded
 
 
 def test_a_member_names_its_container_network_and_exact_server_line() -> None:
