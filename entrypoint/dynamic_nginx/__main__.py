@@ -43,7 +43,8 @@ def _logging(program: str) -> None:
 def _reload(settings: S.Settings) -> int:
     from . import mounts
     from .generations import Keeper
-    from .nginx import Nginx, children, read_command
+    from .command import read
+    from .nginx import Nginx, children
     from .reloader import Reloader, log
 
     import signal
@@ -51,7 +52,7 @@ def _reload(settings: S.Settings) -> int:
 
     from .reloader import PID_FILE
 
-    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file, settings.retire_early)
+    nginx = Nginx(read(settings.nginx_args_file).argv, settings.nginx_pid_file, settings.retire_early)
     reloader = Reloader(settings, nginx)
     # bin/start, the container's PID 1, passes a SIGHUP on to us: a handler only sets an event.
     asked = threading.Event()
@@ -69,9 +70,10 @@ def _reload(settings: S.Settings) -> int:
 def _check(settings: S.Settings) -> int:
     """Before nginx starts: generated files pass nginx -t (or are put back), problems are named."""
     from . import startup
-    from .nginx import Nginx, read_command
+    from .command import read
+    from .nginx import Nginx
 
-    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file)
+    nginx = Nginx(read(settings.nginx_args_file).argv, settings.nginx_pid_file)
     return 0 if startup.check(settings, nginx, logging.getLogger("startup")) else 1
 
 
@@ -81,12 +83,13 @@ def _check_and_wait(settings: S.Settings) -> int:
     import threading
 
     from . import startup
-    from .nginx import Nginx, read_command
+    from .command import read
+    from .nginx import Nginx
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):  # supervisord stops "nginx" with QUIT
         signal.signal(signum, lambda *_: stop.set())
-    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file)
+    nginx = Nginx(read(settings.nginx_args_file).argv, settings.nginx_pid_file)
     try:
         return 0 if startup.wait_until_valid(settings, nginx, logging.getLogger("startup"), stop) else 1
     except startup.StillInvalid as error:
