@@ -41,28 +41,23 @@ def _logging(program: str) -> None:
 
 
 def _reload(settings: S.Settings) -> int:
-    from . import mounts
-    from .generations import Keeper
-    from .command import read
-    from .nginx import Nginx, children
-    from .reloader import Reloader, log
-
     import signal
     import threading
 
-    from .reloader import PID_FILE
+    from .command import read
+    from .generations import Keeper
+    from .nginx import Nginx, children
+    from .reloader import PID_FILE, Reloader, log
 
     nginx = Nginx(read(settings.nginx_args_file).argv, settings.nginx_pid_file, settings.retire_early)
     reloader = Reloader(settings, nginx)
     # bin/start, the container's PID 1, passes a SIGHUP on to us: a handler only sets an event.
-    asked = threading.Event()
-    signal.signal(signal.SIGHUP, lambda *_: asked.set())
-    threading.Thread(target=reloader.answer_requests, args=(asked,), name="sighup", daemon=True).start()
+    signal.signal(signal.SIGHUP, lambda *_: reloader.asked.set())
+    threading.Thread(target=reloader.answer_requests, name="sighup", daemon=True).start()
     (settings.run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
     keeper = Keeper(settings.max_old_generations, nginx.master_pid, log, children)
+    # Runs as long as the process: supervisord ends it with a signal.
     threading.Thread(target=keeper.run, args=(threading.Event(),), name="generations", daemon=True).start()
-    # A file mounted on its own is invisible to the folder watch: poll it.
-    mounts.watch(reloader.folders(), reloader.debounce.notice, log.info)
     reloader.run()
     return 0
 
