@@ -56,9 +56,12 @@ def _reload(settings: S.Settings) -> int:
     threading.Thread(target=reloader.answer_requests, name="sighup", daemon=True).start()
     (settings.run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
     keeper = Keeper(settings.max_old_generations, nginx.master_pid, log, children)
-    # Runs as long as the process: supervisord ends it with a signal.
-    threading.Thread(target=keeper.run, args=(threading.Event(),), name="generations", daemon=True).start()
-    reloader.run()
+    stop = threading.Event()
+    threading.Thread(target=keeper.run, args=(stop,), name="generations", daemon=True).start()
+    try:
+        reloader.run()  # until supervisord ends the process with a signal
+    finally:
+        stop.set()
     return 0
 
 
