@@ -18,15 +18,14 @@ running nginx loaded:
   --prefix), not to the working directory.
 
 Imported on the start-up path before anything else, and bin/start waits for
-its answer: no import beyond os and sys until the answer is given (dataclasses
+its answer: no import beyond os until the answer is given (dataclasses
 and re alone would double the wait).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Sequence  # loaded by Python's own start-up already
+from collections.abc import Mapping, Sequence  # loaded by Python's own start-up already
 
 # Debian's nginx: `nginx -V` says --prefix=/usr/share/nginx --conf-path=/etc/nginx/nginx.conf.
 DEFAULT_PREFIX = "/usr/share/nginx/"
@@ -173,18 +172,8 @@ def read_conf(command: Command) -> str:
         return ""
 
 
-def nginx_command(argv: Sequence[str], environ: dict[str, str] | None = None) -> list[str]:
+def nginx_command(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> list[str]:
     """The command nginx runs for the container's argv (see with_shutdown_timeout)."""
     command = parse(argv)
     timeout = (os.environ if environ is None else environ).get(SHUTDOWN_TIMEOUT_VARIABLE)
     return with_shutdown_timeout(command, timeout, read_conf(command) if timeout not in (None, "", "none") else "")
-
-
-def tell_start(argv: Sequence[str]) -> bool:
-    """Say to bin/start on stdout whether argv starts a server (`serve`) or runs as
-    it is (`exec`); True for serve. Then stdout is stderr: bin/start reads one line."""
-    serves = parse(argv).serves
-    sys.stdout.write("serve\n" if serves else "exec\n")
-    sys.stdout.flush()
-    os.dup2(2, 1)
-    return serves

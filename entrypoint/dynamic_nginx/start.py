@@ -39,8 +39,18 @@ def record(argv: Sequence[str]) -> int:
     return 0
 
 
+def tell_start(argv: Sequence[str]) -> bool:
+    """Say on stdout whether argv starts a server (`serve`) or runs as it is
+    (`exec`); True for serve. bin/start reads that one line: stdout is stderr after it."""
+    serves = command.parse(argv).serves
+    sys.stdout.write("serve\n" if serves else "exec\n")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    return serves
+
+
 def main(argv: Sequence[str]) -> int:
-    if not command.tell_start(argv):
+    if not tell_start(argv):
         return 0
     if sys.stdin.readline() != "go\n":  # bin/start gave up (no run dir): nothing to render into
         return 0
