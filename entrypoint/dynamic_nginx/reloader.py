@@ -8,7 +8,7 @@ good configuration until the files are valid again.
 Events can be missed: inotify may be out of watches or instances (the host's
 fs.inotify limits are shared by every container of a user), and its queue
 may overflow, which watchdog drops silently. So the reloader falls back to
-polling when inotify cannot be had, and, whenever nothing is pending, it
+polling when inotify cannot be had (filewatch), and, whenever nothing is pending, it
 reconciles every RECONCILE_SECONDS: it compares a fingerprint of the watched
 files (name, size, mtime, inode: one stat each, no reads) with the one taken
 before the last `nginx -t`, and treats a difference as a change.
@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from . import filewatch, lastgood

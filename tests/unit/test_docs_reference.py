@@ -20,7 +20,7 @@ VARIABLE = re.compile(r"DYNAMIC_NGINX_[A-Z_]*[A-Z]")
 CODE = re.compile(r"`([^`]*)`")
 # Read by settings.py but not for users: tests point the reloader at other files with them.
 UNDOCUMENTED = {"DYNAMIC_NGINX_NGINX_PID_FILE", "DYNAMIC_NGINX_NGINX_ARGS_FILE"}
-# Read by entrypoint/bin/start (it becomes part of nginx's -g), not by the Python package.
+# Read at start by command.py (it becomes part of nginx's last -g), not through settings.py.
 START_SCRIPT_ONLY = {"DYNAMIC_NGINX_WORKER_SHUTDOWN_TIMEOUT"}
 
 
