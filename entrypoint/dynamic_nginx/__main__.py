@@ -40,35 +40,37 @@ def _logging(program: str, level: str) -> None:
 
 
 def _reload(settings: S.Settings) -> int:
-    from . import mounts
-    from .generations import Keeper
-    from .nginx import Nginx, children, read_command
-    from .reloader import Reloader, log
-
     import signal
     import threading
 
-    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file, retire_early=True)
+    from .command import read
+    from .generations import Keeper
+    from .nginx import Nginx, children
+    from .reloader import Reloader, log
+
+    nginx = Nginx(read(settings.nginx_args_file).argv, settings.nginx_pid_file, retire_early=True)
     reloader = Reloader(settings, nginx)
     # bin/start, the container's PID 1, passes a SIGHUP on to us: a handler only sets an event.
-    asked = threading.Event()
-    signal.signal(signal.SIGHUP, lambda *_: asked.set())
-    threading.Thread(target=reloader.answer_requests, args=(asked,), name="sighup", daemon=True).start()
+    signal.signal(signal.SIGHUP, lambda *_: reloader.asked.set())
+    threading.Thread(target=reloader.answer_requests, name="sighup", daemon=True).start()
     (settings.run_dir / rundir.RELOADER_PID).write_text(f"{os.getpid()}\n")
     keeper = Keeper(settings.max_old_generations, nginx.master_pid, log, children)
-    threading.Thread(target=keeper.run, args=(threading.Event(),), name="generations", daemon=True).start()
-    # A file mounted on its own is invisible to the folder watch: poll it.
-    mounts.watch(reloader.folders(), reloader.debounce.notice, log.info)
-    reloader.run()
+    stop = threading.Event()
+    threading.Thread(target=keeper.run, args=(stop,), name="generations", daemon=True).start()
+    try:
+        reloader.run()  # until supervisord ends the process with a signal
+    finally:
+        stop.set()
     return 0
 
 
 def _check(settings: S.Settings) -> int:
     """Before nginx starts: generated files pass nginx -t (or are put back), problems are named."""
     from . import startup
-    from .nginx import Nginx, read_command
+    from .command import read
+    from .nginx import Nginx
 
-    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file)
+    nginx = Nginx(read(settings.nginx_args_file).argv, settings.nginx_pid_file)
     return 0 if startup.check(settings, nginx, logging.getLogger("startup")) else 1
 
 
@@ -78,12 +80,13 @@ def _check_and_wait(settings: S.Settings) -> int:
     import threading
 
     from . import startup
-    from .nginx import Nginx, read_command
+    from .command import read
+    from .nginx import Nginx
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):  # supervisord stops "nginx" with QUIT
         signal.signal(signum, lambda *_: stop.set())
-    nginx = Nginx(read_command(settings.nginx_args_file), settings.nginx_pid_file)
+    nginx = Nginx(read(settings.nginx_args_file).argv, settings.nginx_pid_file)
     try:
         return 0 if startup.wait_until_valid(settings, nginx, logging.getLogger("startup"), stop) else 1
     except startup.StillInvalid as error:

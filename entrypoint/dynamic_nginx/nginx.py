@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-# nginx options that change which configuration is loaded; -t must see them too.
-_CONFIG_OPTIONS = {"-c", "-g", "-p", "-e"}
+from .command import DEFAULT_COMMAND, parse
+
 # nginx prefixes messages with "pid#tid: " once its log is open; dropped, so
 # the same error reads the same at every try and is reported once.
 _ERROR_RE = re.compile(r"\[(emerg|alert|crit|error)\]\s*(?:[0-9]+#[0-9]+:\s*)?(.*)")
@@ -27,18 +27,6 @@ _ERROR_RE = re.compile(r"\[(emerg|alert|crit|error)\]\s*(?:[0-9]+#[0-9]+:\s*)?(.
 class TestResult:
     ok: bool
     message: str
-
-
-def config_args(command: Sequence[str]) -> list[str]:
-    """From the nginx command line the container runs, the options that select its config."""
-    kept: list[str] = []
-    args = list(command[1:])
-    for index, arg in enumerate(args):
-        if arg in _CONFIG_OPTIONS and index + 1 < len(args):
-            kept += [arg, args[index + 1]]
-        elif arg[:2] in _CONFIG_OPTIONS and len(arg) > 2:  # nginx also takes -c/path
-            kept.append(arg)
-    return kept
 
 
 # A zone that cannot hold its upstream's servers: nginx names no file or line
@@ -68,15 +56,6 @@ def first_error(output: str) -> str:
     if found:
         return resource_limit(f"[{found[0].group(1)}] {found[0].group(2).strip()}")
     return " ".join(output.split())[-400:] or "nginx -t failed without a message"
-
-
-def read_command(path: Path) -> list[str]:
-    """The nginx command line the entrypoint recorded (NUL-separated); plain nginx if none."""
-    try:
-        parts = [p for p in path.read_bytes().split(b"\0") if p]
-    except OSError:
-        parts = []
-    return [os.fsdecode(p) for p in parts] or ["nginx", "-g", "daemon off;"]
 
 
 def children(pid: int, proc: Path = Path("/proc")) -> set[int]:
@@ -122,8 +101,9 @@ class Nginx:
     """Runs `nginx -t` with the container's own options and reloads the running master."""
 
     def __init__(self, command: Sequence[str], pid_file: Path, retire_early: bool = False):
-        self.binary = command[0] if command else "nginx"
-        self.options = config_args(command)
+        self.command = parse(command or DEFAULT_COMMAND)
+        self.binary = self.command.binary
+        self.options = self.command.config_options
         self.pid_file = pid_file
         self.retire_early = retire_early
 

@@ -8,7 +8,7 @@ good configuration until the files are valid again.
 Events can be missed: inotify may be out of watches or instances (the host's
 fs.inotify limits are shared by every container of a user), and its queue
 may overflow, which watchdog drops silently. So the reloader falls back to
-polling when inotify cannot be had, and, whenever nothing is pending, it
+polling when inotify cannot be had (filewatch), and, whenever nothing is pending, it
 reconciles every RECONCILE_SECONDS: it compares a fingerprint of the watched
 files (name, size, mtime, inode: one stat each, no reads) with the one taken
 before the last `nginx -t`, and treats a difference as a change.
@@ -21,27 +21,24 @@ import logging
 import stat
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
-
-from . import lastgood, rundir, status
+from . import filewatch, lastgood, rundir, status
 from .marker import RECORD
 from .nginx import Nginx
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from watchdog.events import FileSystemEvent
+
 log = logging.getLogger("reloader")
-CHANGE_TYPES = frozenset({"created", "modified", "deleted", "moved"})
 STARTED_STAMP = rundir.NGINX_STARTED
 RELOADED_STAMP = rundir.NGINX_RELOADED
 PID_FILE = rundir.RELOADER_PID
 RELOAD_STATUS = rundir.RELOAD_STATUS
 RECONCILE_SECONDS = 2.0  # how often, while idle, the watched files are compared with what was last tested
-POLL_SECONDS = 1.0  # the polling observer's interval, when inotify cannot be had
 
 
 def is_ignored(path: str) -> bool:
@@ -52,6 +49,11 @@ def is_ignored(path: str) -> bool:
     return hidden or name.endswith(("~", ".swp", ".swx", ".tmp")) or name == "4913"
 
 
+def _ignored(skip: Iterable[Path]) -> Callable[[str], bool]:
+    folders = tuple(skip)
+    return lambda path: is_ignored(path) or _under(Path(path), folders)
+
+
 def counts(event: FileSystemEvent, skip: Iterable[Path] = ()) -> bool:
     """True for a change to a file that nginx may read; opens and reads never count.
 
@@ -59,25 +61,12 @@ def counts(event: FileSystemEvent, skip: Iterable[Path] = ()) -> bool:
     them, and the rendered file's change is what reloads (reloading for the
     template too would cost a second reload).
     """
-    if event.event_type not in CHANGE_TYPES:
-        return False
-    if event.is_directory and event.event_type == "modified":
-        return False
-    paths = [str(p) for p in (event.src_path, getattr(event, "dest_path", "") or "") if p]
-    return any(not is_ignored(p) and not _under(Path(p), skip) for p in paths)
+    return filewatch.counts(event, _ignored(skip))
 
 
 def is_rename_into_place(event: FileSystemEvent, skip: Iterable[Path] = ()) -> bool:
-    """True for a file renamed to a name nginx may read: the way the watcher
-    (and careful editors) write, so the file is complete the moment it appears."""
-    dest = str(getattr(event, "dest_path", "") or "")
-    return (
-        event.event_type == "moved"
-        and not event.is_directory
-        and bool(dest)
-        and not is_ignored(dest)
-        and not _under(Path(dest), skip)
-    )
+    """True for a file renamed to a name nginx may read (see filewatch)."""
+    return filewatch.is_rename_into_place(event, _ignored(skip))
 
 
 def _under(path: Path, folders: Iterable[Path]) -> bool:
@@ -116,33 +105,6 @@ def fingerprint(folders: Iterable[Path], skip: Iterable[Path] = ()) -> Fingerpri
             if not stat.S_ISDIR(st.st_mode):
                 found.add((str(path), st.st_size, st.st_mtime_ns, st.st_ino))
     return frozenset(found)
-
-
-def watch(handler: FileSystemEventHandler, folders: Sequence[Path]) -> BaseObserver:
-    """Start an inotify observer on the folders, or a polling one when inotify cannot be had
-    (the host's fs.inotify.max_user_watches or max_user_instances is used up)."""
-    observer = Observer()
-    for folder in folders:
-        observer.schedule(handler, str(folder), recursive=True)
-    try:
-        observer.start()
-        return observer
-    except OSError as error:
-        for emitter in list(observer.emitters):  # the folders whose watch did start
-            if emitter.is_alive():
-                emitter.stop()
-        log.warning(
-            "cannot watch %s with inotify (%s); polling them every %.0f s instead "
-            "(raise fs.inotify.max_user_watches or max_user_instances on the host to get inotify back)",
-            ", ".join(map(str, folders)),
-            " ".join(str(error).split()),
-            POLL_SECONDS,
-        )
-    polling = PollingObserver(timeout=POLL_SECONDS)
-    for folder in folders:
-        polling.schedule(handler, str(folder), recursive=True)
-    polling.start()
-    return polling
 
 
 BURST_AFTER = 2  # this many actions within the burst window make a burst
@@ -199,6 +161,7 @@ class Debounce:
         self.burst_window = burst_window
         self._lock = threading.Lock()
         self._pending = threading.Event()
+        self._closed = threading.Event()
         self._first = 0.0
         self._last = 0.0
         self._renamed_only = True
@@ -216,13 +179,18 @@ class Debounce:
             self._pending.set()
 
     def wait(self, timeout: float) -> bool:
-        """True once a notice is pending; False if none came within timeout."""
+        """True once a notice is pending (or the debounce is closed); False if none came within timeout."""
         return self._pending.wait(timeout)
 
+    def close(self) -> None:
+        """End every wait at once: `wait` returns True and `settle` returns; for a stop."""
+        self._closed.set()
+        self._pending.set()
+
     def settle(self) -> None:
-        """Block until a notice arrives and has settled, then clear it."""
+        """Block until a notice arrives and has settled, then clear it (or until closed)."""
         self._pending.wait()
-        while True:
+        while not self._closed.is_set():
             with self._lock:
                 now = time.monotonic()
                 wait = remaining(
@@ -239,21 +207,12 @@ class Debounce:
                     self._pending.clear()
                     self._recent.append(now)
                     return
-            time.sleep(wait)
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, debounce: Debounce, skip: Iterable[Path]):
-        self.debounce = debounce
-        self.skip = tuple(skip)
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if counts(event, self.skip):
-            self.debounce.notice(renamed=is_rename_into_place(event, self.skip))
+            self._closed.wait(wait)
 
 
 class Reloader:
-    """Turns settled file changes into validated reloads, one at a time."""
+    """Turns settled file changes into validated reloads, one at a time; `stop()` ends
+    `run()` and `answer_requests()` (its file watch too) and they return."""
 
     def __init__(self, settings: Settings, nginx: Nginx):
         self.settings = settings
@@ -266,6 +225,13 @@ class Reloader:
         )
         self._tested: Fingerprint | None = None  # the watched files as they were at the last nginx -t
         self.history = status.ReloadHistory(settings.run_dir / RELOAD_STATUS if settings.status_listen else None)
+        self.asked = threading.Event()  # a reload asked for (SIGHUP to the container): see answer_requests
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.debounce.close()
+        self.asked.set()
 
     def folders(self) -> list[Path]:
         folders = list(self.settings.watch_dirs)
@@ -275,29 +241,39 @@ class Reloader:
         return [f for f in folders if f.is_dir()]
 
     def run(self) -> None:
-        handler = _Handler(self.debounce, [self.settings.user_templates])
-        watch(handler, self.folders())
-        log.info("watching %s", ", ".join(map(str, self.folders())))
-        self._tested = self.fingerprint()
-        if self._changed_while_away():
-            self.debounce.notice()
-        while True:
-            if not self.debounce.wait(RECONCILE_SECONDS):
-                self.reconcile()
-                continue
-            self.debounce.settle()
-            self.record(time.time(), time.monotonic(), self.apply())
+        """Watch the folders (and files mounted on their own) and reload after each
+        settled change, until stop()."""
+        files = filewatch.FileWatch(
+            self.folders(), lambda renamed: self.debounce.notice(renamed), log, _ignored([self.settings.user_templates])
+        ).start()
+        try:
+            log.info("watching %s", ", ".join(map(str, self.folders())))
+            self._tested = self.fingerprint()
+            if self._changed_while_away():
+                self.debounce.notice()
+            while not self._stopped.is_set():
+                if not self.debounce.wait(RECONCILE_SECONDS):
+                    self.reconcile()
+                    continue
+                self.debounce.settle()
+                if not self._stopped.is_set():
+                    self.record(time.time(), time.monotonic(), self.apply())
+        finally:
+            files.stop()
 
-    def answer_requests(self, asked: threading.Event) -> None:
+    def answer_requests(self) -> None:
         """Turn each setting of `asked` (SIGHUP to the container) into a validated
-        reload, as the official image's nginx does, even when no file changed.
+        reload, as the official image's nginx does, even when no file changed;
+        until stop().
 
         An nginx -t error is said again even if it was said before: whoever sent
         the signal is waiting for the outcome.
         """
         while True:
-            asked.wait()
-            asked.clear()
+            self.asked.wait()
+            if self._stopped.is_set():
+                return
+            self.asked.clear()
             log.info("SIGHUP: nginx -t, then reload")
             self._last_error = ""
             self.debounce.notice(renamed=True)

@@ -19,7 +19,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import lastgood
@@ -27,26 +27,11 @@ from .marker import RECORD
 from .nginx import Nginx
 from .settings import Settings
 
-DEFAULT_CONF = Path("/etc/nginx/nginx.conf")
-PREFIX = Path("/usr/share/nginx")  # Debian's --prefix: where a relative -c points
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 MAX_DEPTH = 10
 MAX_BYTES = 1 << 20
 _COMMENT_RE = re.compile(r"(?m)(^|[\s;{}])#.*$")
 _INCLUDE_RE = re.compile(r"(?:^|[\s;{}])include\s+(?:\"([^\"]+)\"|'([^']+)'|([^\s;]+))\s*;")
-
-
-def main_config(options: Sequence[str]) -> Path:
-    """The configuration file nginx loads, from its `-c` option (both `-c f` and `-cf`)."""
-    conf = ""
-    for index, arg in enumerate(options):
-        if arg == "-c" and index + 1 < len(options):
-            conf = options[index + 1]
-        elif arg.startswith("-c") and len(arg) > 2:
-            conf = arg[2:]
-    if not conf:
-        return DEFAULT_CONF
-    return Path(conf) if conf.startswith("/") else PREFIX / conf
 
 
 def includes(text: str) -> list[str]:
@@ -111,7 +96,7 @@ def check(settings: Settings, nginx: Nginx, log: logging.Logger) -> bool:
     result = lastgood.test_and_repair(nginx, copies, log)
     if not result.ok:
         _report(log, result.message)
-    conf = main_config(nginx.options)
+    conf = Path(nginx.command.conf)
     generated = [settings.conf_dir / name for name in copies.current() if name.endswith(".conf")]
     patterns = include_patterns(conf)
     if any(not is_included(path, patterns) for path in generated):

@@ -18,7 +18,7 @@ from support import container, proxy
 ROOT = next((p for p in (Path("/src"), Path(__file__).parents[2]) if (p / "docs").is_dir()), None)
 VARIABLE = re.compile(r"DYNAMIC_NGINX_[A-Z_]*[A-Z]")
 CODE = re.compile(r"`([^`]*)`")
-# Read by entrypoint/bin/start (it becomes part of nginx's -g), not by the Python package.
+# Read at start by command.py (it becomes part of nginx's last -g), not through settings.py.
 START_SCRIPT_ONLY = {"DYNAMIC_NGINX_WORKER_SHUTDOWN_TIMEOUT"}
 
 

@@ -1,14 +1,11 @@
-"""mounts: single-file bind mounts found in mountinfo, and in-place edits of them noticed by polling."""
+"""mounts: single-file bind mounts found in mountinfo (filewatch polls them)."""
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 import pytest
-from dynamic_nginx import mounts
-from dynamic_nginx.mounts import FilePoller, mount_points, mounted_files
+from dynamic_nginx.mounts import mount_points, mounted_files
 
 # Lines as Docker leaves them in a container's /proc/self/mountinfo.
 MOUNTINFO = """\
@@ -60,62 +57,3 @@ def test_mounted_files_are_the_files_under_the_folders(tmp_path: Path) -> None:
     assert mounted_files([etc / "conf.d"], info) == [etc / "conf.d" / "default.conf"]
     assert mounted_files([tmp_path / "elsewhere"], info) == []
     assert mounted_files([etc], tmp_path / "missing") == []
-
-
-def test_poll_sees_an_in_place_edit_and_a_removal(tmp_path: Path) -> None:
-    path = tmp_path / "nginx.conf"
-    path.write_text("v1\n")
-    poller = FilePoller([path], lambda: None)
-    seen: dict[Path, tuple[int, int, int, int] | None] = {}
-    assert poller.poll(seen) is False  # the first look only records
-    assert poller.poll(seen) is False
-
-    inode = path.stat().st_ino
-    path.write_text("v2, longer\n")
-    assert path.stat().st_ino == inode
-    assert poller.poll(seen) is True
-    assert poller.poll(seen) is False
-
-    os.utime(path, ns=(1, 1))  # same size, only the time moves
-    assert poller.poll(seen) is True
-
-    path.unlink()
-    assert poller.poll(seen) is True
-    path.write_text("back\n")
-    assert poller.poll(seen) is True
-
-
-def test_poller_thread_calls_back_and_stops(tmp_path: Path) -> None:
-    path = tmp_path / "nginx.conf"
-    path.write_text("v1\n")
-    changed = threading.Event()
-    poller = FilePoller([path], changed.set, interval=0.02).start()
-    try:
-        assert not changed.wait(0.2)
-        path.write_text("v2\n")
-        assert changed.wait(5)
-    finally:
-        poller.stop()
-    assert not poller._thread.is_alive()
-
-
-def test_no_files_no_thread() -> None:
-    before = threading.active_count()
-    poller = FilePoller([], lambda: None).start()
-    assert threading.active_count() == before
-    poller.stop()
-
-
-def test_watch_logs_the_files_it_polls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "nginx.conf").write_text("")
-    info = tmp_path / "mountinfo"
-    info.write_text(f"1 2 0:1 /x {tmp_path}/nginx.conf ro - ext4 /dev/vda1 rw\n")
-    monkeypatch.setattr(mounts, "MOUNTINFO", info)
-    lines: list[str] = []
-    poller = mounts.watch([tmp_path], lambda: None, lines.append)
-    poller.stop()
-    expected = (
-        "polling files mounted on their own (in-place edits only; mount folders to see every edit): "
-        f"{tmp_path}/nginx.conf"
-    )
-    assert lines == [expected]

@@ -1,4 +1,4 @@
-"""nginx: the options -t must share with the running nginx, nginx's error lines, and real `nginx -t` runs."""
+"""nginx: nginx's error lines, and real `nginx -t` runs with the options of the running nginx."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import reloader
-from dynamic_nginx.nginx import Nginx, children, config_args, find_master, first_error, read_command, retire
+from dynamic_nginx.nginx import Nginx, children, find_master, first_error, retire
 from dynamic_nginx.reloader import Reloader
 from support import needs_nginx, nginx_command, nginx_running, settings_in
 
@@ -38,31 +38,6 @@ OPEN_FAILED = """\
 2026/11/25 20:55:50 [emerg] 14#14: open() "/t/nope.conf" failed (2: No such file or directory)
 nginx: configuration file /t/nope.conf test failed
 """
-
-
-@pytest.mark.parametrize(
-    ("command", "kept"),
-    [
-        pytest.param(["nginx", "-g", "daemon off;"], ["-g", "daemon off;"], id="the image's CMD"),
-        pytest.param(["nginx"], [], id="no options"),
-        pytest.param([], [], id="empty command"),
-        pytest.param(
-            ["nginx", "-c", "/etc/nginx/custom.conf", "-g", "daemon off;"],
-            ["-c", "/etc/nginx/custom.conf", "-g", "daemon off;"],
-            id="another config file",
-        ),
-        pytest.param(
-            ["nginx-debug", "-p", "/srv/nginx/", "-e", "stderr", "-g", "daemon off; worker_processes 2;"],
-            ["-p", "/srv/nginx/", "-e", "stderr", "-g", "daemon off; worker_processes 2;"],
-            id="prefix, error log and several directives",
-        ),
-        pytest.param(["nginx", "-q", "-g", "daemon off;"], ["-g", "daemon off;"], id="other flags dropped"),
-        pytest.param(["nginx", "-g"], [], id="option without its value"),
-        pytest.param(["nginx", "-c/etc/nginx/x.conf"], ["-c/etc/nginx/x.conf"], id="value attached to -c"),
-    ],
-)
-def test_config_args(command: list[str], kept: list[str]) -> None:
-    assert config_args(command) == kept
 
 
 @pytest.mark.parametrize(
@@ -110,30 +85,6 @@ def test_config_args(command: list[str], kept: list[str]) -> None:
 )
 def test_first_error(output: str, message: str) -> None:
     assert first_error(output) == message
-
-
-@pytest.mark.parametrize(
-    ("content", "command"),
-    [
-        pytest.param(
-            b"nginx\0-g\0daemon off;\0", ["nginx", "-g", "daemon off;"], id="as the entrypoint writes it"
-        ),
-        pytest.param(
-            b"nginx\0-g\0daemon off;\nerror_log stderr;\0",
-            ["nginx", "-g", "daemon off;\nerror_log stderr;"],
-            id="newlines inside an argument survive",
-        ),
-        pytest.param(b"nginx-debug", ["nginx-debug"], id="no trailing NUL"),
-        pytest.param(b"", ["nginx", "-g", "daemon off;"], id="empty file: plain nginx"),
-        pytest.param(None, ["nginx", "-g", "daemon off;"], id="no file: plain nginx"),
-        pytest.param(b"nginx\0-c\0/etc/\xff.conf\0", ["nginx", "-c", "/etc/\udcff.conf"], id="not UTF-8"),
-    ],
-)
-def test_read_command(tmp_path: Path, content: bytes | None, command: list[str]) -> None:
-    path = tmp_path / "nginx.args"
-    if content is not None:
-        path.write_bytes(content)
-    assert read_command(path) == command
 
 
 def test_children_reads_proc(tmp_path: Path) -> None:

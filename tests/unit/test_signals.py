@@ -45,18 +45,22 @@ def test_bad_log_level_names_the_variable_the_value_and_what_is_allowed(raw: str
     assert str(error.value) == f"DYNAMIC_NGINX_LOG_LEVEL={raw!r} must be one of: debug, info, warning, error"
 
 
-@pytest.mark.leaves_thread("sighup", reason="answer_requests has no stop yet (reloader.py, the owners part)")
 def test_sighup_becomes_a_reload_request(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     reloader = Reloader(settings_in(tmp_path), Nginx(["nginx"], tmp_path / "nginx.pid"))
-    asked = threading.Event()
-    threading.Thread(target=reloader.answer_requests, args=(asked,), name="sighup", daemon=True).start()
+    answering = threading.Thread(target=reloader.answer_requests)
+    answering.start()
     settled = threading.Event()
     threading.Thread(target=lambda: (reloader.debounce.settle(), settled.set()), daemon=True).start()
-    assert not settled.wait(0.2)  # nothing asked, nothing to do
-    asked.set()
-    assert settled.wait(5)
-    assert "SIGHUP: nginx -t, then reload" in caplog.messages
+    try:
+        assert not settled.wait(0.2)  # nothing asked, nothing to do
+        reloader.asked.set()
+        assert settled.wait(5)
+        assert "SIGHUP: nginx -t, then reload" in caplog.messages
+    finally:
+        reloader.stop()
+        answering.join(5)
+    assert not answering.is_alive()
 
 
 @needs_nginx

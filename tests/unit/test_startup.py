@@ -23,21 +23,6 @@ UPSTREAMS = (
 
 
 @pytest.mark.parametrize(
-    ("options", "conf"),
-    [
-        pytest.param([], Path("/etc/nginx/nginx.conf"), id="default"),
-        pytest.param(["-g", "daemon off;"], Path("/etc/nginx/nginx.conf"), id="-g only"),
-        pytest.param(["-c", "/srv/nginx.conf"], Path("/srv/nginx.conf"), id="-c file"),
-        pytest.param(["-c/srv/nginx.conf"], Path("/srv/nginx.conf"), id="-cfile"),
-        pytest.param(["-c", "my.conf"], Path("/usr/share/nginx/my.conf"), id="relative to the prefix"),
-        pytest.param(["-c", "/a.conf", "-c", "/b.conf"], Path("/b.conf"), id="the last -c wins"),
-    ],
-)
-def test_main_config(options: list[str], conf: Path) -> None:
-    assert startup.main_config(options) == conf
-
-
-@pytest.mark.parametrize(
     ("text", "found"),
     [
         pytest.param("http { include /etc/nginx/conf.d/*.conf; }", ["/etc/nginx/conf.d/*.conf"], id="plain"),
