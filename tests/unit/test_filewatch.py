@@ -22,6 +22,7 @@ from dynamic_nginx.generations import Keeper
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.reloader import Reloader
 from dynamic_nginx.template_watch import TEMPLATES_CHANGED, TemplateWatch
+from dynamic_nginx.settings import Wait
 from support import settings_in
 from watchdog.events import (
     DirCreatedEvent,
@@ -240,7 +241,7 @@ def test_the_reloader_and_its_sighup_answerer_end_on_stop(tmp_path: Path) -> Non
 
 
 def test_the_reloader_ends_on_stop_while_a_change_settles(tmp_path: Path) -> None:
-    settings = settings_in(tmp_path, reload_debounce_min=30.0, reload_debounce_max=60.0)
+    settings = settings_in(tmp_path, wait=Wait(12.0, 30.0))  # the reloader waits 30 s, at most 60 s
     before = set(threading.enumerate())
     reloader = Reloader(settings, Nginx(["nginx"], tmp_path / "nginx.pid"))
 
