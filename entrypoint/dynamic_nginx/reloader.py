@@ -29,7 +29,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from . import lastgood, status
+from . import health, lastgood, status
 from .marker import RECORD
 from .nginx import Nginx
 from .settings import Settings
@@ -39,7 +39,7 @@ CHANGE_TYPES = frozenset({"created", "modified", "deleted", "moved"})
 STARTED_STAMP = "nginx.started"
 RELOADED_STAMP = "nginx.reloaded"
 PID_FILE = "reloader.pid"  # in the run dir: where bin/start sends the container's SIGHUP
-RELOAD_STATUS = "reloads.json"  # in the run dir: the reloader's part of the status (status.py), when it is on
+RELOAD_STATUS = "reloads.json"  # in the run dir: the reloader's part of the status (status.py)
 RECONCILE_SECONDS = 2.0  # how often, while idle, the watched files are compared with what was last tested
 POLL_SECONDS = 1.0  # the polling observer's interval, when inotify cannot be had
 
@@ -271,7 +271,8 @@ class Reloader:
             settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / RECORD
         )
         self._tested: Fingerprint | None = None  # the watched files as they were at the last nginx -t
-        self.history = status.ReloadHistory(settings.run_dir / RELOAD_STATUS if settings.status_listen else None)
+        # Written whether or not the listener is on: `dynamic-nginx status` reads it.
+        self.history = status.ReloadHistory(settings.run_dir / RELOAD_STATUS)
 
     def folders(self) -> list[Path]:
         folders = list(self.settings.watch_dirs)
@@ -330,6 +331,7 @@ class Reloader:
         result = "ok" if ok else "invalid" if self._last_error else "failed"
         error = self._last_error if result == "invalid" else "" if ok else "nginx did not start new workers after the reload signal"
         self.history.add(at, time.monotonic() - began, result, error)
+        health.note(self.settings.run_dir, result, error)
 
     def apply(self) -> bool:
         """Test, then reload; True if nginx now runs the files as they are.
