@@ -75,13 +75,19 @@ COPY entrypoint/docker-entrypoint.sh /docker-entrypoint.sh
 COPY entrypoint/docker-entrypoint.d/ /docker-entrypoint.d/
 COPY entrypoint/bin/ /usr/local/lib/dynamic-nginx/
 COPY entrypoint/dynamic_nginx/ /usr/lib/python3/dist-packages/dynamic_nginx/
-# The run dir's names for bash (bin/start, run-nginx, on-fatal source it), from the package.
+# The run dir's names for bash (bin/start, run-nginx, on-fatal, healthcheck source it), from the package.
 RUN python3 -m compileall -q /usr/lib/python3/dist-packages/dynamic_nginx \
-    && python3 -m dynamic_nginx.rundir >/usr/local/lib/dynamic-nginx/rundir.sh
+    && python3 -m dynamic_nginx.rundir >/usr/local/lib/dynamic-nginx/rundir.sh \
+    && ln -s /usr/local/lib/dynamic-nginx/dynamic-nginx /usr/local/bin/dynamic-nginx
 
 # The run dir (dynamic_nginx/rundir.py's default), also for `docker exec ... supervisorctl`,
 # whose supervisord.conf section names its socket there.
 ENV DYNAMIC_NGINX_RUN_DIR=/run/dynamic-nginx
+
+# bin/healthcheck: nginx answers, and nginx -t has not refused the files for
+# longer than its bound. Plain bash (no Python start per check).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/usr/local/lib/dynamic-nginx/healthcheck"]
 ENTRYPOINT ["/docker-entrypoint.sh"]
 EXPOSE 80
 STOPSIGNAL SIGQUIT
@@ -91,6 +97,7 @@ CMD ["nginx", "-g", "daemon off;"]
 # python3-docker, -jinja2, -watchdog; Debian's mypy and pytest), so that they
 # need nothing installed on the host: docker build --target test.
 FROM runtime AS test
+HEALTHCHECK NONE
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         python3-pytest python3-hypothesis mypy \

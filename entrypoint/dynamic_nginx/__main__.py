@@ -122,10 +122,13 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
     nginx from starting: every upstream the configuration mentions is rendered
     with no server (nginx answers 503 for it) until the watcher reaches Docker."""
     from .docker_source import DockerSource, NotFound
+    from .status import WatcherStatus
     from .watcher import Watcher
 
     log = logging.getLogger("watcher")
     watcher = Watcher(settings)
+    # Nothing but the files before nginx starts: the watcher writes the status once it follows Docker.
+    watcher.status = WatcherStatus(None)
     try:
         model = watcher.render_once(DockerSource.quick(FIRST_RENDER_TIMEOUT if start_up else 10.0))
     except Exception as error:  # start-up: report in one line, let the caller decide

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import filewatch, lastgood, rundir, status
+from . import filewatch, health, lastgood, rundir, status
 from .marker import RECORD
 from .nginx import Nginx
 from .settings import Settings
@@ -224,7 +224,8 @@ class Reloader:
             settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / RECORD
         )
         self._tested: Fingerprint | None = None  # the watched files as they were at the last nginx -t
-        self.history = status.ReloadHistory(settings.run_dir / RELOAD_STATUS if settings.status_listen else None)
+        # Written whether or not the listener is on: `dynamic-nginx status` reads it.
+        self.history = status.ReloadHistory(settings.run_dir / RELOAD_STATUS)
         self.asked = threading.Event()  # a reload asked for (SIGHUP to the container): see answer_requests
         self._stopped = threading.Event()
 
@@ -300,6 +301,7 @@ class Reloader:
         result = "ok" if ok else "invalid" if self._last_error else "failed"
         error = self._last_error if result == "invalid" else "" if ok else "nginx did not start new workers after the reload signal"
         self.history.add(at, time.monotonic() - began, result, error)
+        health.note(self.settings.run_dir, result, error)
 
     def apply(self) -> bool:
         """Test, then reload; True if nginx now runs the files as they are.

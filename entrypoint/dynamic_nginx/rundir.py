@@ -37,6 +37,7 @@ CONF_D = "conf.d"  # generated files when /etc/nginx/conf.d is read-only
 WATCHER_STATUS = "watcher/status.json"  # the watcher's part of the status (status.py)
 RELOAD_STATUS = "reloads.json"  # the reloader's part of the status (status.py)
 STATUS_SOCK = "status.sock"  # the status server's socket, nginx proxies the status listener to it
+INVALID_SINCE = "invalid-since"  # made when nginx -t first refuses the files, removed at a good reload (health.py)
 
 # bash's run_<key>; every name above, once.
 NAMES: dict[str, str] = {
@@ -61,6 +62,7 @@ NAMES: dict[str, str] = {
     "watcher_status": WATCHER_STATUS,
     "reload_status": RELOAD_STATUS,
     "status_sock": STATUS_SOCK,
+    "invalid_since": INVALID_SINCE,
 }
 
 # Left by an earlier run of the same container (docker restart): bin/start removes them.

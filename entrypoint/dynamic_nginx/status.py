@@ -6,8 +6,9 @@ last reloads), atomically and only when the bytes differ. The status server
 (status_server) only reads and composes them: no program ever asks another.
 
 Everything here is plain data in, plain data out, except the two writers.
-Nothing is written unless DYNAMIC_NGINX_STATUS_LISTEN is set, so the
-endpoints cost nothing when off.
+The parts are written whether or not DYNAMIC_NGINX_STATUS_LISTEN is set (one
+small file replaced per change, off the start-up path), so `dynamic-nginx
+status` answers in any container; only the endpoints are opt-in.
 
 Secrets: values of environment variables and labels whose names look like
 secrets (`redact`) are never written here.

@@ -54,7 +54,8 @@ class Watcher:
         self._services = OwnedServices(settings.run_dir / SERVICES)
         self._output = Output(settings, retry=lambda: self._put(RETRY_WRITE))
         self._queue: queue.Queue[object] | None = None
-        self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS if settings.status_listen else None)
+        # Written whether or not the listener is on: `dynamic-nginx status` reads it.
+        self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS)
 
     def run(self) -> None:
         """Serve until stop(): connect, follow events, and after any failure start over.

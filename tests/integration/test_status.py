@@ -111,7 +111,7 @@ def test_status_json_metrics_and_page_follow_a_scale_change(project):
     assert get(p.port)[0] == 200
 
 
-def test_with_the_listener_off_nothing_answers_and_nothing_runs(project):
+def test_with_the_listener_off_nothing_answers_and_no_server_runs(project):
     status_port = free_port()
     p: Project = project(with_status(status_port, None), {"conf.d/default.conf": SITE.format(upstream="web.upstream")})
     p.up(web=1)
@@ -128,7 +128,7 @@ def test_with_the_listener_off_nothing_answers_and_nothing_runs(project):
         assert f":{port:04X} " not in listening
     programs = p.exec("supervisorctl", "status", check=False).stdout
     assert re.search(r"^status\s+EXITED", programs, re.M), programs
-    assert p.exec("sh", "-c", "ls /run/dynamic-nginx/status.sock /run/dynamic-nginx/reloads.json "
-                  "/run/dynamic-nginx/watcher/status.json 2>/dev/null", check=False).stdout == ""
+    # The status files are written anyway (for `dynamic-nginx status`); the socket is not.
+    assert p.exec("sh", "-c", "ls /run/dynamic-nginx/status.sock 2>/dev/null", check=False).stdout == ""
     assert "stub_status" not in p.exec("cat", "/etc/nginx/conf.d/dynamic-nginx-upstreams.conf").stdout
     assert not re.search(r"^status: ", p.logs(), re.M)  # no line from the status server
