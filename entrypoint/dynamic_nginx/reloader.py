@@ -324,6 +324,8 @@ class Reloader:
         result = "ok" if ok else "invalid" if self._last_error else "failed"
         error = self._last_error if result == "invalid" else "" if ok else "nginx did not start new workers after the reload signal"
         self.history.add(at, time.monotonic() - began, result, error)
+        if ok:
+            self.history.confirmed(self.settings.run_dir / rundir.APPLIED, at, time.time())
 
     def apply(self) -> bool:
         """Test, then reload; True if nginx now runs the files as they are.

@@ -21,12 +21,14 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from . import events as E
 from . import reconnect, status, write
 from .batching import END, READY, RETRY_WRITE, Batcher, Clock, Waits
+from .decisions import DecisionLog
 from .docker_source import DockerSource, NotFound
 from .inbox import OVERFLOW, Inbox
 from .marker import WATCHER_STATUS
 from .model import Model, Proxy
 from .readiness import Readiness
 from .rebuild import SERVICES, Output, OwnedServices, rebuild
+from .rundir import APPLIED
 from .settings import Settings
 from .template_watch import TemplateWatch
 from .view import Ask, DockerView
@@ -54,6 +56,7 @@ class Watcher:
         self._services = OwnedServices(settings.run_dir / SERVICES)
         self._output = Output(settings, retry=lambda: self._put(RETRY_WRITE))
         self._queue: queue.Queue[object] | None = None
+        self._decisions = DecisionLog(log)
         self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS if settings.status_listen else None)
 
     def run(self) -> None:
@@ -174,7 +177,8 @@ class Watcher:
                     if isinstance(event, E.Event):
                         self.view.apply(source, event)
                 ask, recheck = self.view.ask(batch, proxy.id, self.settings.resync_interval)
-                self.sync(source, proxy.id, ask)
+                stamped = [e.at for e in batch if isinstance(e, E.Event) and e.at]
+                self.sync(source, proxy.id, ask, min(stamped, default=None))
                 self.view.log_back(recheck)
                 if END in batch:
                     return
@@ -188,11 +192,13 @@ class Watcher:
                 if thread is not None:
                     thread.join(SESSION_JOIN)
 
-    def sync(self, source: DockerSource, proxy_id: str, ask: Ask = None) -> Model:
+    def sync(self, source: DockerSource, proxy_id: str, ask: Ask = None, event_at: float | None = None) -> Model:
         """Rebuild everything from Docker's current state and write what changed.
 
         `ask` None lists everything; otherwise Docker's last answer is used,
-        with only the `ask` containers inspected again.
+        with only the `ask` containers inspected again. `event_at` is the
+        time of the oldest Docker event behind this sync: when files change,
+        it is left for the reloader's event-to-applied histogram (status on).
         """
         began = time.monotonic()
         answer = self.view.refresh(source, proxy_id, ask)
@@ -209,8 +215,11 @@ class Watcher:
             readiness=self._readiness if self.settings.probe_ports else None,
         )
         self._output.report(model.problems + tuple(rendered.errors.values()), model.warnings)
+        self._decisions.update(model)
         changes = self._output.write(rendered.outputs, rendered.errors.keys())
         self.status.synced(model)
+        if changes and event_at is not None and self.status.on:
+            status.write_applied(self.settings.run_dir / APPLIED, event_at, time.time())
         log.debug("sync (%s) took %.0f ms", _how(ask), (time.monotonic() - began) * 1000)
         if changes:
             log.info(

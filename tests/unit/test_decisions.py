@@ -1,0 +1,52 @@
+"""Decision log lines: each container in or out with the status's reason code, once per change."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from dynamic_nginx import model
+from dynamic_nginx.decisions import DecisionLog
+from support import container, proxy
+
+WEB1 = container("shop-web-1", number=1, ip="172.18.0.2", exposed=(80,))
+WEB2 = container("shop-web-2", number=2, ip="172.18.0.3", exposed=(80,), health="healthy")
+SICK2 = container("shop-web-2", number=2, ip="172.18.0.3", exposed=(80,), health="unhealthy")
+BAD = container("shop-bad-1", service="bad", ip="172.18.0.4", labels={"dynamic-nginx.port": "http"})
+OTHER = container("other-app-1", project="other", service="app", ip="172.18.0.5")
+
+
+def logged(caplog: pytest.LogCaptureFixture, *builds: tuple[model.Container, ...]) -> list[list[str]]:
+    """The decision lines each successive build logs."""
+    decisions = DecisionLog(logging.getLogger("watcher"))
+    found = []
+    with caplog.at_level("INFO", logger="watcher"):
+        for containers in builds:
+            caplog.clear()
+            decisions.update(model.build(containers, proxy()))
+            found.append([r.getMessage() for r in caplog.records])
+    return found
+
+
+def test_each_change_is_logged_once_with_its_reason_code(caplog: pytest.LogCaptureFixture) -> None:
+    first, same, sick, healthy, gone = logged(caplog, (WEB1, WEB2), (WEB1, WEB2), (WEB1, SICK2), (WEB1, WEB2), (WEB1,))
+    assert first == [
+        "container shop-web-1: in web.upstream: server 172.18.0.2:80;",
+        "container shop-web-2: in web.upstream: server 172.18.0.3:80;",
+    ]
+    assert same == [], "a sync that changes nothing logs nothing"
+    assert sick == ["container shop-web-2: out (unhealthy): its health check says unhealthy"]
+    assert healthy == ["container shop-web-2: in web.upstream: server 172.18.0.3:80;"]
+    assert gone == ["container shop-web-2: gone (Docker no longer lists it)"]
+
+
+def test_an_exclusion_with_a_problem_line_points_to_it(caplog: pytest.LogCaptureFixture) -> None:
+    (lines,) = logged(caplog, (BAD,))
+    assert lines == [
+        "container shop-bad-1: out (label_invalid:dynamic-nginx.port); the line above says why and the fix"
+    ]
+
+
+def test_other_projects_containers_do_not_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    (lines,) = logged(caplog, (WEB1, OTHER))
+    assert not [line for line in lines if "other-app-1" in line]
