@@ -3,8 +3,9 @@
 So `docker logs proxy | grep web-2` tells the story the status and
 `explain` tell: `container web-2: out (unhealthy): its health check says
 unhealthy`, then `container web-2: in web.upstream: server 172.18.0.5:80;`.
-A line is logged when a container's decision changes (and for each at
-the watcher's start), never at a resync that changes nothing. Containers of other projects (`out_of_scope`) are not
+A line is logged when a container's decision changes (and for each when
+the watcher starts following Docker; the start-up render logs none, so the
+start says it once), never at a resync that changes nothing. Containers of other projects (`out_of_scope`) are not
 logged above debug: on a shared host they would drown the rest.
 """
 

@@ -56,7 +56,8 @@ class Watcher:
         self._services = OwnedServices(settings.run_dir / SERVICES)
         self._output = Output(settings, retry=lambda: self._put(RETRY_WRITE))
         self._queue: queue.Queue[object] | None = None
-        self._decisions = DecisionLog(log)
+        # Logged by the long-running watcher only: the start-up render before it would say it all twice.
+        self._decisions: DecisionLog | None = None
         self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS if settings.status_listen else None)
 
     def run(self) -> None:
@@ -136,6 +137,7 @@ class Watcher:
         batch of events until the stream ends or stop() is called."""
         proxy = source.find_self(self.settings.container)
         log.info("proxy container %s, compose project %r", proxy.name, proxy.project or self.settings.project)
+        self._decisions = self._decisions or DecisionLog(log)
         stream = source.subscribe()
         events: queue.Queue[object] = queue.Queue()  # unbounded for markers; Inbox bounds the events
         self._queue = events
@@ -215,7 +217,8 @@ class Watcher:
             readiness=self._readiness if self.settings.probe_ports else None,
         )
         self._output.report(model.problems + tuple(rendered.errors.values()), model.warnings)
-        self._decisions.update(model)
+        if self._decisions is not None:
+            self._decisions.update(model)
         changes = self._output.write(rendered.outputs, rendered.errors.keys())
         self.status.synced(model)
         if changes and event_at is not None and self.status.on:
