@@ -121,8 +121,9 @@ def explain_container(
     steps = [_scope_step(container, proxy, scope)]
     address: tuple[str, int] | None = None
     if steps[0].ok:
-        absent = absence(container)
-        steps.append(Step("state", absent is None, f"Docker says it is {container.state}"))
+        absent = absence(container)  # health is a step of its own, below
+        running = absent is None or absent[0] != "not_running"
+        steps.append(Step("state", running, f"Docker says it is {container.state}"))
         steps.append(_labels_step(container))
         ours = container.decoded.ours
         try:
@@ -141,6 +142,8 @@ def explain_container(
                 address = (ip, port) if ip else None
             except Excluded as error:
                 steps.append(Step("port", False, f"{error.reason}: {error}"))
+        elif ours is None:
+            steps.append(Step("port", None, "not chosen: its labels are invalid"))
             # A refusal of one upstream (of several) is only a problem line of the model's.
             for line in model.problems:
                 if line.startswith(f"container {container.name}: ") and " left out of " in line:

@@ -107,6 +107,7 @@ def test_explain_and_the_log_tell_each_containers_story(project):
     assert re.fullmatch(r"ok  connect    \S+:8000 from the proxy: connected in [0-9.]+ ms", step(slow, "connect"))
 
     sick = explain(p, names["sick"])
+    assert step(sick, "state") == "ok  state      Docker says it is running"
     assert step(sick, "verdict") == "NO  verdict    out: unhealthy: its health check says unhealthy"
     assert step(sick, "watcher") == "NO  watcher    the running watcher has it out: unhealthy: its health check says unhealthy"
 

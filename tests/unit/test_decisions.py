@@ -101,3 +101,19 @@ def wait_until(check: Callable[[], bool], timeout: float = 10) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_other_projects_containers_never_reach_the_status(tmp_path: Path) -> None:
+    """Docker is asked for the proxy's project only, so a shared host's other projects are not listed at all."""
+    from dynamic_nginx import status
+    from dynamic_nginx.marker import WATCHER_STATUS
+
+    docker = FakeDocker()
+    docker.add("shop-web-1", "172.18.0.2", service="web")
+    docker.add("other-app-1", "172.18.0.5", service="app", labels={"com.docker.compose.project": "other"})
+    settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False, status_listen="8081")
+    Watcher(settings).sync(D.DockerSource(docker), PROXY_ID)
+    part = status.load(settings.run_dir / WATCHER_STATUS)
+    assert part is not None
+    assert part["excluded"] == []
+    assert [m["name"] for u in part["upstreams"] for m in u["members"]] == ["shop-web-1"]

@@ -39,6 +39,7 @@ def demo() -> FakeDocker:
     )
     docker.add("shop-sick-1", "172.18.0.4", service="sick", health="unhealthy")
     docker.add("shop-bad-1", "172.18.0.5", service="bad", labels={"dynamic-nginx.port": "http"})
+    docker.add("shop-frozen-1", "172.18.0.8", service="frozen", state="paused")
     docker.add("shop-lonely-1", "10.9.0.2", service="lonely", networks={"elsewhere": "10.9.0.2"})
     docker.add("other-app-1", "172.18.0.7", service="app", labels={"com.docker.compose.project": "other"})
     return docker
@@ -78,6 +79,7 @@ def step(text: str, name: str) -> str:
         pytest.param(
             "web-2",
             {
+                "state": "ok  state      Docker says it is running",
                 "health": "NO  health     its health check says starting",
                 "verdict": "NO  verdict    out: health_starting: its health check says starting",
                 "connect": "ok  connect    172.18.0.3:80 from the proxy: connected in 0.4 ms",
@@ -96,10 +98,20 @@ def step(text: str, name: str) -> str:
             {
                 "labels": "NO  labels     invalid: label_invalid:dynamic-nginx.port: container shop-bad-1: label",
                 "verdict": "NO  verdict    out: label_invalid:dynamic-nginx.port: container shop-bad-1: label",
+                "port": "--  port       not chosen: its labels are invalid",
                 "connect": "--  connect    not tried: no address was chosen",
             },
             [],
             id="bad label: which label, and the one-line error",
+        ),
+        pytest.param(
+            "shop-frozen-1",
+            {
+                "state": "NO  state      Docker says it is paused",
+                "verdict": "NO  verdict    out: not_running: Docker says it is paused",
+            },
+            [("172.18.0.8", 80)],
+            id="paused",
         ),
         pytest.param(
             "shop-lonely-1",
@@ -145,7 +157,7 @@ def test_an_unknown_name_says_what_there_is(tmp_path: Path) -> None:
     assert code == 1
     assert text == (
         "no container or service named 'nope': Docker knows no such container, and the proxy's project shop "
-        "has the services bad, lonely, sick, web\n"
+        "has the services bad, frozen, lonely, sick, web\n"
     )
 
 
