@@ -9,6 +9,7 @@ import json
 import re
 
 from harness import PROXY, SITE, Project, poll, run, wait_for
+from test_privilege import ALLOWED, behind, calls, socket_proxy  # noqa: F401 (socket_proxy: a fixture)
 
 STATUS_LISTEN = "127.0.0.1:8081"
 HEALTHY_WHEN_FILE = """    healthcheck:
@@ -149,3 +150,18 @@ def test_explain_and_the_log_tell_each_containers_story(project):
     counted = poll(lambda: (metric(p, "dynamic_nginx_event_to_applied_seconds_count") or 0.0) > before, 20)
     assert counted, "the health_status event's reload was not observed"
     assert (metric(p, "dynamic_nginx_event_to_applied_seconds_sum") or 0.0) > 0
+
+
+def test_explain_makes_only_the_read_calls_of_the_socket_proxy_allow_list(project, socket_proxy):  # noqa: F811
+    proxy = socket_proxy(allow=ALLOWED)
+    proxy.start()
+    p = behind(project, proxy)
+    p.up(app=1)
+    p.wait_serving(p.ids("app"))
+    before = len(calls(proxy))
+    text = explain(p, "app")
+    assert step(text, "verdict") == "ok  verdict    in: a member of app.upstream", text
+    seen = calls(proxy)[before:]
+    assert seen, "explain asked Docker nothing through the socket proxy"
+    assert [c for c in seen if c[2] != "forwarded"] == [], seen
+    assert all(any(re.fullmatch(a, f"{m} {path}") for a in ALLOWED) for m, path, _ in seen), seen
