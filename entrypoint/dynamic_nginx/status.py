@@ -299,27 +299,26 @@ class ReloadHistory:
         self.recent.appendleft(reload_entry(at, duration, result, error))
         self._file.write(self.part())
 
-    def confirmed(self, applied: Path, began: float, now: float) -> None:
+    def confirmed(self, applied: Path, began: float, now: float) -> bool:
         """After a reload that began at `began` (wall clock) succeeded: if the watcher's last write
         (see `write_applied`) came before it and was not counted yet, observe event -> now.
+        True if it did; the next `add` writes it.
 
         A write after `began` may have missed this reload; its own file event
         brings the next one, which counts it.
         """
         if self._file.path is None:
-            return
+            return False
         stamp = load(applied)
-        if not stamp:
-            return
         try:
-            event_at, written_at = float(stamp["event_at"]), float(stamp["written_at"])
+            event_at, written_at = float(stamp["event_at"]), float(stamp["written_at"])  # type: ignore[index]
         except (KeyError, TypeError, ValueError):
-            return
+            return False  # none yet, or not one of ours
         if written_at <= self._applied_seen or written_at > began:
-            return
+            return False
         self._applied_seen = written_at
         self.event_to_applied.observe(now - event_at)
-        self._file.write(self.part())
+        return True
 
     def part(self) -> dict[str, Any]:
         return {

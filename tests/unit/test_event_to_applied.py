@@ -20,12 +20,15 @@ from test_status import composed, parse_exposition
 def test_a_confirmed_reload_observes_the_watchers_last_write_once(tmp_path: Path) -> None:
     applied = tmp_path / rundir.APPLIED
     history = status.ReloadHistory(tmp_path / RELOAD_STATUS)
-    history.confirmed(applied, 100.0, 101.0)  # nothing written yet: nothing observed
+    assert not history.confirmed(applied, 100.0, 101.0)  # nothing written yet: nothing observed
+    applied.parent.mkdir()
+    applied.write_text("[1, 2]")
+    assert not history.confirmed(applied, 100.0, 101.0)  # not a stamp: ignored
     status.write_applied(applied, event_at=99.5, written_at=99.8)
-    history.confirmed(applied, 99.7, 100.0)  # the reload began before the write: the next one counts it
-    assert history.event_to_applied.count == 0
-    history.confirmed(applied, 99.9, 100.2)
-    history.confirmed(applied, 101.0, 101.1)  # the same write again: counted once
+    assert not history.confirmed(applied, 99.7, 100.0)  # the reload began before the write: the next one counts it
+    assert history.confirmed(applied, 99.9, 100.2)
+    assert not history.confirmed(applied, 101.0, 101.1)  # the same write again: counted once
+    history.add(99.9, 0.3, "ok")
     data = json.loads((tmp_path / RELOAD_STATUS).read_text())["event_to_applied_seconds"]
     assert data["count"] == 1 and data["sum"] == 0.7
     assert dict((b, n) for b, n in data["buckets"]) == {b: (1 if b >= 0.7 else 0) for b in status.EVENT_BUCKETS}
@@ -81,3 +84,19 @@ def test_before_any_observation_the_histogram_is_empty_but_valid() -> None:
     got = families["dynamic_nginx_event_to_applied_seconds"]["samples"]
     assert got[("dynamic_nginx_event_to_applied_seconds_count", ())] == 0
     assert ("dynamic_nginx_event_to_applied_seconds_bucket", (("le", "+Inf"),)) in got
+
+
+def test_the_reloader_observes_only_after_a_reload_it_confirmed(tmp_path: Path) -> None:
+    from dynamic_nginx.nginx import Nginx
+    from dynamic_nginx.reloader import Reloader
+
+    settings = settings_in(tmp_path, status_listen="8081")
+    reloader = Reloader(settings, Nginx(["nginx"], tmp_path / "nginx.pid"))
+    began = time.time()
+    status.write_applied(settings.run_dir / rundir.APPLIED, event_at=began - 0.2, written_at=began - 0.1)
+    reloader.record(began, time.monotonic(), False)  # nginx did not take it: nothing applied
+    assert reloader.history.event_to_applied.count == 0
+    reloader.record(began, time.monotonic(), True)
+    data = json.loads((settings.run_dir / RELOAD_STATUS).read_text())
+    assert data["event_to_applied_seconds"]["count"] == 1
+    assert 0.2 <= data["event_to_applied_seconds"]["sum"] < 60
