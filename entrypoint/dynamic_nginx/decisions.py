@@ -5,8 +5,9 @@ So `docker logs proxy | grep web-2` tells the story the status and
 unhealthy`, then `container web-2: in web.upstream: server 172.18.0.5:80;`.
 A line is logged when a container's decision changes (and for each when
 the watcher starts following Docker; the start-up render logs none, so the
-start says it once), never at a resync that changes nothing. Containers of other projects (`out_of_scope`) are not
-logged above debug: on a shared host they would drown the rest.
+start says it once), never at a resync that changes nothing. Containers
+out of scope (`out_of_scope`: a `compose run` one, say) are logged at
+debug only: on a shared host they could drown the rest.
 """
 
 from __future__ import annotations

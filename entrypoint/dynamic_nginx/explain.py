@@ -52,7 +52,7 @@ def tcp_connect(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> tuple
         return False, time.monotonic() - began, "timed out"
     except OSError as error:
         name = errno.errorcode.get(error.errno or 0, "")
-        return False, time.monotonic() - began, f"failed: {name or error}".rstrip(": ")
+        return False, time.monotonic() - began, f"failed: {name or error}"
 
 
 def server_line(server: Server) -> str:
@@ -142,12 +142,12 @@ def explain_container(
                 address = (ip, port) if ip else None
             except Excluded as error:
                 steps.append(Step("port", False, f"{error.reason}: {error}"))
-        elif ours is None:
-            steps.append(Step("port", None, "not chosen: its labels are invalid"))
             # A refusal of one upstream (of several) is only a problem line of the model's.
             for line in model.problems:
                 if line.startswith(f"container {container.name}: ") and " left out of " in line:
                     steps.append(Step("upstream", False, line))
+        elif ours is None:
+            steps.append(Step("port", None, "not chosen: its labels are invalid"))
         steps.append(_health_step(container))
     steps += _verdict(container, model, probe_ports, list(rendered))
     steps.append(_connect_step(address, model, container, connect))

@@ -39,6 +39,7 @@ def demo() -> FakeDocker:
     )
     docker.add("shop-sick-1", "172.18.0.4", service="sick", health="unhealthy")
     docker.add("shop-bad-1", "172.18.0.5", service="bad", labels={"dynamic-nginx.port": "http"})
+    docker.add("shop-intruder-1", "172.18.0.9", service="intruder", labels={"dynamic-nginx.upstream": "web"})
     docker.add("shop-frozen-1", "172.18.0.8", service="frozen", state="paused")
     docker.add("shop-lonely-1", "10.9.0.2", service="lonely", networks={"elsewhere": "10.9.0.2"})
     docker.add("other-app-1", "172.18.0.7", service="app", labels={"com.docker.compose.project": "other"})
@@ -105,6 +106,16 @@ def step(text: str, name: str) -> str:
             id="bad label: which label, and the one-line error",
         ),
         pytest.param(
+            "shop-intruder-1",
+            {
+                "upstream": "NO  upstream   container shop-intruder-1: its labels would put it "
+                "into web.upstream, which belongs to service web",
+                "verdict": "NO  verdict    out: upstream_owned_by:web: container shop-intruder-1:",
+            },
+            [("172.18.0.9", 80)],
+            id="labelled into another service's upstream: refused, with the owner",
+        ),
+        pytest.param(
             "shop-frozen-1",
             {
                 "state": "NO  state      Docker says it is paused",
@@ -157,7 +168,7 @@ def test_an_unknown_name_says_what_there_is(tmp_path: Path) -> None:
     assert code == 1
     assert text == (
         "no container or service named 'nope': Docker knows no such container, and the proxy's project shop "
-        "has the services bad, frozen, lonely, sick, web\n"
+        "has the services bad, frozen, intruder, lonely, sick, web\n"
     )
 
 
