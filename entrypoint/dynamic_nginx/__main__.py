@@ -1,4 +1,4 @@
-"""Command line: `python3 -m dynamic_nginx {watch,render,first-render,reload,check,check-and-wait,status-server}`.
+"""Command line: `python3 -m dynamic_nginx {watch,render,first-render,reload,check,check-and-wait,status-server,explain}`.
 
 The only place that exits with a status: settings errors and a failed first
 render are fatal at start-up; everything after that logs and carries on.
@@ -25,6 +25,7 @@ PROGRAMS = {
     "check": "dynamic-nginx",
     "check-and-wait": "dynamic-nginx",
     "status-server": "status",
+    "explain": "explain",
 }
 
 
@@ -213,9 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         "reload: watch config files and reload nginx after nginx -t; "
         "check: before nginx starts, put back generated files nginx -t rejects; "
         "check-and-wait: the same, then wait while a user's file fails nginx -t; "
-        "status-server: answer the status page, status.json and /metrics for nginx",
+        "status-server: answer the status page, status.json and /metrics for nginx; "
+        "explain NAME: every step of the decision about a container, or each of a service's",
     )
+    parser.add_argument("target", nargs="?", help="explain: a container's name or id, or a service's name")
     args = parser.parse_args(argv)
+    if (args.command == "explain") != (args.target is not None):
+        parser.error("explain takes one container or service name; the other commands take none")
     program = PROGRAMS[args.command]
     try:
         settings = S.from_env()
@@ -227,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "first-render":  # once per container start, not once per program
         for line in S.removed():
             logging.getLogger(program).warning("%s", line)
+    if args.command == "explain":
+        from . import explain
+
+        return explain.main(args.target, settings, sys.stdout)
     commands: dict[str, Callable[[S.Settings], int]] = {
         "watch": _watch,
         "render": _render,

@@ -117,7 +117,18 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, environ: Mappi
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     show = commands.add_parser("status", help="upstreams, members, left-out containers, Docker, last reloads")
     show.add_argument("--json", action="store_true", help="the status model, as /status.json serves it")
+    why = commands.add_parser("explain", help="every step of the decision about a container, or each of a service's")
+    why.add_argument("target", help="a container's name or id (or compose's short web-2), or a service's name")
     args = parser.parse_args(argv)
+    if args.command == "explain":
+        from . import explain  # asks Docker: only this command pays for docker-py
+
+        try:
+            settings = S.from_env(environ)
+        except S.SettingsError as error:
+            print(f"dynamic-nginx: {error}", file=sys.stderr)
+            return 2
+        return explain.main(args.target, settings, out)
     try:
         run_dir = S.from_env(environ).run_dir
     except S.SettingsError as error:  # the programs refuse to start then; the status may still say why

@@ -453,6 +453,15 @@ class DockerSource:
                 kept.append(found)
         return kept
 
+    def inspect(self, reference: str) -> Container | None:
+        """A container by name or id, whatever its project or state (for `explain`); None if Docker knows none."""
+        try:
+            return container_from_inspect(self._api.inspect_container(reference))
+        except Exception as error:
+            if is_not_found(error):
+                return None
+            raise
+
     def stop_signal(self, container_id: str) -> str:
         cached = self._cache.get(container_id)
         return cached.stop_signal if cached else ""

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .status import RESULTS, STATES
+from .status import RESULTS, STATES, Histogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -135,6 +135,18 @@ def _reloads(exp: Exposition, reloads: Mapping[str, Any]) -> None:
         exp.sample("dynamic_nginx_last_reload_success_timestamp_seconds", float(reloads["last_success_at"]))
 
 
+def _event_to_applied(exp: Exposition, histogram: Mapping[str, Any]) -> None:
+    """The reloader's histogram as Prometheus writes one: cumulative `_bucket`s ending in +Inf, `_sum`, `_count`."""
+    name = "dynamic_nginx_event_to_applied_seconds"
+    exp.family(name, "histogram", "Time from a Docker event to nginx running the files it changed.")
+    count = float(histogram.get("count") or 0)
+    for bound, n in histogram.get("buckets") or []:
+        exp.sample(f"{name}_bucket", float(n), {"le": repr(float(bound))})  # "0.05", "1.0": as client libraries write it
+    exp.sample(f"{name}_bucket", count, {"le": "+Inf"})
+    exp.sample(f"{name}_sum", float(histogram.get("sum") or 0))
+    exp.sample(f"{name}_count", count)
+
+
 def _docker(exp: Exposition, docker: Mapping[str, Any]) -> None:
     exp.family("dynamic_nginx_docker_connected", "gauge", "1 while the watcher follows Docker's events.")
     exp.sample("dynamic_nginx_docker_connected", 1 if docker.get("connected") else 0)
@@ -171,6 +183,7 @@ def exposition(status: Mapping[str, Any], stub: Stub | None) -> str:
     _members(exp, status.get("upstreams") or [])
     _excluded(exp, status.get("excluded") or [])
     _reloads(exp, status.get("reloads") or {})
+    _event_to_applied(exp, (status.get("reloads") or {}).get("event_to_applied_seconds") or Histogram().part())
     _docker(exp, status.get("docker") or {})
     _nginx(exp, stub)
     return exp.text()

@@ -270,8 +270,20 @@ def choose_network(container: Container, proxy: Proxy, wanted: str | None = None
     proxy. Otherwise, when several networks are shared, the first by name
     wins, so the choice is the same at every rebuild (map order is not).
     """
+    network, address, _ = network_choice(container, proxy, wanted)
+    return network, address
+
+
+def network_choice(container: Container, proxy: Proxy, wanted: str | None = None) -> tuple[str, str, str]:
+    """`choose_network`'s answer and why, in words (for `explain`): the rule lives here only."""
     shared = sorted(n for n in container.networks if n in proxy.networks)
+    why = (
+        "the only network it shares with the proxy"
+        if len(shared) == 1
+        else f"the first by name with an IPv4 address of those it shares with the proxy ({', '.join(shared)})"
+    )
     if wanted is not None:
+        why = f"named by its label {L.LABEL_PREFIX}network"
         if wanted not in shared:
             raise Excluded(
                 f"container {container.name}: label {L.LABEL_PREFIX}network={wanted!r} names a network "
@@ -282,7 +294,7 @@ def choose_network(container: Container, proxy: Proxy, wanted: str | None = None
     for network in shared:
         address = container.networks[network]
         if _is_ipv4(address):
-            return network, address
+            return network, address, why
     if shared:
         raise Excluded(
             f"container {container.name}: no IPv4 address on shared network(s) "
@@ -309,15 +321,22 @@ def _is_ipv4(address: str) -> bool:
 
 def choose_port(container: Container) -> int:
     """`dynamic-nginx.port`, else the single exposed port, else 80."""
+    return port_choice(container)[0]
+
+
+def port_choice(container: Container) -> tuple[int, str]:
+    """`choose_port`'s answer and why, in words (for `explain`): the rule lives here only."""
     label = L.LABEL_PREFIX + "port"
     ours = _ours(container)
     if ours.port is not None:
-        return ours.port
+        return ours.port, f"set by its label {label}"
     ports = sorted(set(container.exposed_ports))
     if len(ports) == 1:
-        return ports[0]
-    if not ports or 80 in ports:
-        return 80
+        return ports[0], "the only port its image exposes"
+    if not ports:
+        return 80, f"the default: its image exposes no port and no {label} label is set"
+    if 80 in ports:
+        return 80, f"80 is among the ports its image exposes ({', '.join(map(str, ports))})"
     raise Excluded(
         f"container {container.name}: exposes several ports "
         f"({', '.join(map(str, ports))}) and none is 80; "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import labels as L
 from . import marker, render, rundir, write
-from .model import Container, Model, Proxy, build, referenced_upstreams
+from .model import Container, Model, Proxy, Unready, build, referenced_upstreams
 from .readiness import Readiness
 from .settings import Settings
 
@@ -52,9 +52,11 @@ def rebuild(
     held: Collection[str] = (),
     services: Collection[str] = (),
     readiness: Readiness | None = None,
+    unready: Unready | None = None,
 ) -> tuple[Model, render.Rendered]:
     """The model and its rendered files: `stopping` containers are out, `held` ones
-    (flapping) and those whose port `readiness` finds closed not in yet; one build."""
+    (flapping) and those whose port `readiness` finds closed not in yet; one build.
+    `unready` stands in for `readiness` where nothing is to be remembered (explain)."""
     # User files and user templates (their output is ours, their text is the user's) say what must exist.
     users = config_texts(settings.watch_dirs + (settings.conf_dir,))
     known = referenced_upstreams(users + config_texts((settings.user_templates,), "*.j2"))
@@ -67,7 +69,7 @@ def rebuild(
         services,
         leaving=stopping,
         pending=held,
-        unready=readiness.unready_servers if readiness is not None else None,
+        unready=readiness.unready_servers if readiness is not None else unready,
     )
     templates = render.find_templates([settings.user_templates, settings.builtin_templates])
     return model, render.render_all(templates, model, settings)

@@ -35,6 +35,7 @@ WRITTEN = "watcher/written"  # the watcher's record of the files it wrote
 SERVICES = "watcher/services"  # the services whose upstreams the watcher owns
 CONF_D = "conf.d"  # generated files when /etc/nginx/conf.d is read-only
 WATCHER_STATUS = "watcher/status.json"  # the watcher's part of the status (status.py)
+APPLIED = "watcher/applied.json"  # when the files last written were, and their oldest Docker event (status.py)
 RELOAD_STATUS = "reloads.json"  # the reloader's part of the status (status.py)
 STATUS_SOCK = "status.sock"  # the status server's socket, nginx proxies the status listener to it
 INVALID_SINCE = "invalid-since"  # made when nginx -t first refuses the files, removed at a good reload (health.py)
@@ -60,6 +61,7 @@ NAMES: dict[str, str] = {
     "services": SERVICES,
     "conf_d": CONF_D,
     "watcher_status": WATCHER_STATUS,
+    "applied": APPLIED,
     "reload_status": RELOAD_STATUS,
     "status_sock": STATUS_SOCK,
     "invalid_since": INVALID_SINCE,

@@ -233,6 +233,46 @@ class WatcherStatus:
             self._file.write(watcher_part(self._model, self._docker))
 
 
+# Seconds from a Docker event to nginx running the files it changed: the histogram's upper bounds.
+EVENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def write_applied(path: Path | None, event_at: float, written_at: float) -> None:
+    """The watcher, after writing files changed by Docker events: the oldest such event's time.
+
+    The reloader reads it after a confirmed reload (`ReloadHistory.confirmed`);
+    neither program calls the other. Best effort, like the rest of the status.
+    """
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        marker.replace(path, encode({"event_at": round(event_at, 6), "written_at": round(written_at, 6)}))
+    except OSError:
+        pass
+
+
+class Histogram:
+    """A Prometheus histogram's figures: cumulative counts per upper bound, sum and count."""
+
+    def __init__(self, bounds: tuple[float, ...] = EVENT_BUCKETS):
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        value = max(value, 0.0)  # Docker's clock and ours are the same host's; never below zero
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[i] += 1
+        self.sum += value
+        self.count += 1
+
+    def part(self) -> dict[str, Any]:
+        return {"buckets": [[b, n] for b, n in zip(self.bounds, self.counts, strict=True)], "sum": round(self.sum, 6), "count": self.count}
+
+
 def reload_entry(at: float, duration: float, result: str, error: str) -> dict[str, Any]:
     return {"at": round(at, 3), "duration_seconds": round(duration, 4), "result": result, "error": error or None}
 
@@ -247,6 +287,8 @@ class ReloadHistory:
         self.totals = dict.fromkeys(RESULTS, 0)
         self.generation = 0
         self.last_success_at: float | None = None
+        self.event_to_applied = Histogram()
+        self._applied_seen = 0.0  # written_at of the last watcher write counted
 
     def add(self, at: float, duration: float, result: str, error: str = "") -> None:
         if self._file.path is None:
@@ -258,9 +300,31 @@ class ReloadHistory:
         self.recent.appendleft(reload_entry(at, duration, result, error))
         self._file.write(self.part())
 
+    def confirmed(self, applied: Path, began: float, now: float) -> bool:
+        """After a reload that began at `began` (wall clock) succeeded: if the watcher's last write
+        (see `write_applied`) came before it and was not counted yet, observe event -> now.
+        True if it did; the next `add` writes it.
+
+        A write after `began` may have missed this reload; its own file event
+        brings the next one, which counts it.
+        """
+        if self._file.path is None:
+            return False
+        stamp = load(applied)
+        try:
+            event_at, written_at = float(stamp["event_at"]), float(stamp["written_at"])  # type: ignore[index]
+        except (KeyError, TypeError, ValueError):
+            return False  # none yet, or not one of ours
+        if written_at <= self._applied_seen or written_at > began:
+            return False
+        self._applied_seen = written_at
+        self.event_to_applied.observe(now - event_at)
+        return True
+
     def part(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
+            "event_to_applied_seconds": self.event_to_applied.part(),
             "generation": self.generation,
             "totals": dict(self.totals),
             "last_success_at": self.last_success_at,

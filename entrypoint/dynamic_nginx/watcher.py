@@ -21,12 +21,14 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from . import events as E
 from . import reconnect, status, write
 from .batching import END, READY, RETRY_WRITE, Batcher, Clock, Waits
+from .decisions import DecisionLog
 from .docker_source import DockerSource, NotFound
 from .inbox import OVERFLOW, Inbox
 from .marker import WATCHER_STATUS
 from .model import Model, Proxy
 from .readiness import Readiness
 from .rebuild import SERVICES, Output, OwnedServices, rebuild
+from .rundir import APPLIED
 from .settings import Settings
 from .template_watch import TemplateWatch
 from .view import Ask, DockerView
@@ -54,6 +56,8 @@ class Watcher:
         self._services = OwnedServices(settings.run_dir / SERVICES)
         self._output = Output(settings, retry=lambda: self._put(RETRY_WRITE))
         self._queue: queue.Queue[object] | None = None
+        # Logged by the long-running watcher only: the start-up render before it would say it all twice.
+        self._decisions: DecisionLog | None = None
         # Written whether or not the listener is on: `dynamic-nginx status` reads it.
         self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS)
 
@@ -134,6 +138,7 @@ class Watcher:
         batch of events until the stream ends or stop() is called."""
         proxy = source.find_self(self.settings.container)
         log.info("proxy container %s, compose project %r", proxy.name, proxy.project or self.settings.project)
+        self._decisions = self._decisions or DecisionLog(log)
         stream = source.subscribe()
         events: queue.Queue[object] = queue.Queue()  # unbounded for markers; Inbox bounds the events
         self._queue = events
@@ -175,7 +180,8 @@ class Watcher:
                     if isinstance(event, E.Event):
                         self.view.apply(source, event)
                 ask, recheck = self.view.ask(batch, proxy.id, self.settings.resync_interval)
-                self.sync(source, proxy.id, ask)
+                stamped = [e.at for e in batch if isinstance(e, E.Event) and e.at]
+                self.sync(source, proxy.id, ask, min(stamped, default=None))
                 self.view.log_back(recheck)
                 if END in batch:
                     return
@@ -189,11 +195,13 @@ class Watcher:
                 if thread is not None:
                     thread.join(SESSION_JOIN)
 
-    def sync(self, source: DockerSource, proxy_id: str, ask: Ask = None) -> Model:
+    def sync(self, source: DockerSource, proxy_id: str, ask: Ask = None, event_at: float | None = None) -> Model:
         """Rebuild everything from Docker's current state and write what changed.
 
         `ask` None lists everything; otherwise Docker's last answer is used,
-        with only the `ask` containers inspected again.
+        with only the `ask` containers inspected again. `event_at` is the
+        time of the oldest Docker event behind this sync: when files change,
+        it is left for the reloader's event-to-applied histogram.
         """
         began = time.monotonic()
         answer = self.view.refresh(source, proxy_id, ask)
@@ -210,8 +218,12 @@ class Watcher:
             readiness=self._readiness if self.settings.probe_ports else None,
         )
         self._output.report(model.problems + tuple(rendered.errors.values()), model.warnings)
+        if self._decisions is not None:
+            self._decisions.update(model)
         changes = self._output.write(rendered.outputs, rendered.errors.keys())
         self.status.synced(model)
+        if changes and event_at is not None and self.status.on:
+            status.write_applied(self.settings.run_dir / APPLIED, event_at, time.time())
         log.debug("sync (%s) took %.0f ms", _how(ask), (time.monotonic() - began) * 1000)
         if changes:
             log.info(

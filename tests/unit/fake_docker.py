@@ -30,6 +30,7 @@ class Record:
     health: str | None = None
     service: str = "filler"
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    networks: dict[str, str] | None = None  # network -> address; None: `ip` on NETWORK
 
 
 # What GET /containers/json leaves out without all=1.
@@ -71,7 +72,7 @@ class FakeDocker:
                 "Labels": self._labels(r),
                 "State": r.state,
                 "Status": status,
-                "NetworkSettings": {"Networks": {NETWORK: {"IPAddress": r.ip}}},
+                "NetworkSettings": {"Networks": _networks(r)},
             })
         return listed
 
@@ -83,6 +84,8 @@ class FakeDocker:
             r = Record("shop-proxy-1", "172.18.0.100", service="proxy")
         elif container_id in self.records:
             r = self.records[container_id]
+        elif named := [i for i, r in self.records.items() if r.name == container_id.lstrip("/")]:
+            container_id, r = named[0], self.records[named[0]]  # Docker takes a name where an id goes
         else:
             raise APIError(404)
         state: dict[str, Any] = {"Status": r.state}
@@ -93,7 +96,7 @@ class FakeDocker:
             "Name": f"/{r.name}",
             "Config": {"Labels": self._labels(r), "ExposedPorts": {"80/tcp": {}}},
             "State": state,
-            "NetworkSettings": {"Networks": {NETWORK: {"IPAddress": r.ip}}},
+            "NetworkSettings": {"Networks": _networks(r)},
         }
 
     def events(self, decode: bool, filters: dict[str, Any]) -> FakeStream:
@@ -103,6 +106,10 @@ class FakeDocker:
 
     def ping(self) -> bool:
         return True
+
+
+def _networks(r: Record) -> dict[str, dict[str, str]]:
+    return {n: {"IPAddress": ip} for n, ip in (r.networks if r.networks is not None else {NETWORK: r.ip}).items()}
 
 
 class FakeStream:

@@ -251,7 +251,22 @@ def parse_exposition(text: str) -> dict[str, Any]:
         assert key not in seen, f"{where}: duplicate series"
         seen.add(key)
         families[current]["samples"][(name, tuple(labels))] = float(value)
+    for name, family in families.items():
+        if family["type"] == "histogram":
+            check_histogram(name, family["samples"])
     return families
+
+
+def check_histogram(name: str, found: Mapping[tuple[str, tuple[tuple[str, str], ...]], float]) -> None:
+    """Prometheus's histogram rules: `le` buckets cumulative in rising order, ending in +Inf == _count; a _sum."""
+    buckets = [(dict(labels)["le"], v) for (n, labels), v in found.items() if n == name + "_bucket"]
+    assert buckets and buckets[-1][0] == "+Inf", f"{name}: the last bucket is le=+Inf"
+    bounds = [float(le) for le, _ in buckets]
+    assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds), f"{name}: le rising"
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts), f"{name}: buckets are cumulative"
+    assert found[(name + "_count", ())] == counts[-1], f"{name}: _count equals the +Inf bucket"
+    assert (name + "_sum", ()) in found, f"{name}: a _sum"
 
 
 def test_the_parser_rejects_what_prometheus_would() -> None:
