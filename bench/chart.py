@@ -94,28 +94,19 @@ def table(results: dict[str, Any]) -> str:
     rows.append(
         (
             "errors during the 2 → 1 stops with a 2 s grace period (of requests) / slowest",
-            [
-                f"{errors(v[k]['grace_trials_load'])} / {v[k]['grace_trials_load']['slowest_s']:.2f} s"
-                for k in keys
-            ],
+            [f"{errors(v[k]['grace_trials_load'])} / {v[k]['grace_trials_load']['slowest_s']:.2f} s" for k in keys],
         )
     )
     rows.append(
         (
             "errors during the 1 → 2 → 1 trials (of requests) / slowest",
-            [
-                f"{errors(v[k]['web_trials_load'])} / {v[k]['web_trials_load']['slowest_s']:.2f} s"
-                for k in keys
-            ],
+            [f"{errors(v[k]['web_trials_load'])} / {v[k]['web_trials_load']['slowest_s']:.2f} s" for k in keys],
         )
     )
     rows.append(
         (
             "reloads for scale 1 → 20 (one command) / for 20 → 1",
-            [
-                f"{burst(k, 'reloads_1_to_20')} / {burst(k, 'reloads_20_to_1')}" if k == "a" else "n/a"
-                for k in keys
-            ],
+            [f"{burst(k, 'reloads_1_to_20')} / {burst(k, 'reloads_20_to_1')}" if k == "a" else "n/a" for k in keys],
         )
     )
 
@@ -190,11 +181,7 @@ def table(results: dict[str, Any]) -> str:
                         if k != "c" and v[k]["throughput"][kind].get("round_ratios")
                         else ")"
                     )
-                    + (
-                        f", {v[k]['throughput'][kind]['errors']} errors"
-                        if v[k]["throughput"][kind]["errors"]
-                        else ""
-                    )
+                    + (f", {v[k]['throughput'][kind]['errors']} errors" if v[k]["throughput"][kind]["errors"] else "")
                     for k in keys
                 ],
             )

@@ -19,8 +19,9 @@ REFERENCE = "dynamic-nginx-reference"
 
 
 def size(image: str) -> int:
-    out = subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", image],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", image], check=True, capture_output=True, text=True
+    ).stdout
     return int(out.strip())
 
 
@@ -29,12 +30,17 @@ def main() -> int:
     parser.add_argument("--image", default="dynamic-nginx:test")
     parser.add_argument("--bound", type=float, default=1.5)
     args = parser.parse_args()
-    subprocess.run(["docker", "build", "-q", "--network", "host", "-t", REFERENCE, str(ROOT / "bench" / "reference")],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["docker", "build", "-q", "--network", "host", "-t", REFERENCE, str(ROOT / "bench" / "reference")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     ours, reference = size(args.image), size(REFERENCE)
     ratio = ours / reference
-    print(f"{args.image}: {ours / 1e6:.1f} MB; Debian's nginx on the same base: {reference / 1e6:.1f} MB; "
-          f"ratio {ratio:.3f} (bound {args.bound})")
+    print(
+        f"{args.image}: {ours / 1e6:.1f} MB; Debian's nginx on the same base: {reference / 1e6:.1f} MB; "
+        f"ratio {ratio:.3f} (bound {args.bound})"
+    )
     return 0 if ratio <= args.bound else 1
 
 

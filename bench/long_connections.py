@@ -165,11 +165,16 @@ def schedule(name: str, p: Project, hold: int, log: list[str]) -> dict[str, Any]
             replicas = 2 if event % 4 < 2 else 1
             at = time.monotonic()
             p.up(**{service: replicas})
-            events.append({"t": round(at - since, 1), "service": service, "replicas": replicas,
-                           "compose_s": round(time.monotonic() - at, 1)})
+            events.append(
+                {
+                    "t": round(at - since, 1),
+                    "service": service,
+                    "replicas": replicas,
+                    "compose_s": round(time.monotonic() - at, 1),
+                }
+            )
             if event % 10 == 9:
-                say(f"{name}: {event + 1} scale events, {len(load.snapshot())} requests, "
-                    f"{len(load.failures())} failed")
+                say(f"{name}: {event + 1} scale events, {len(load.snapshot())} requests, {len(load.failures())} failed")
             time.sleep(max(0.0, started + (event + 1) * EVENT_EVERY - time.monotonic()))
         events_took = time.monotonic() - started
         for thread in threads:
@@ -190,8 +195,12 @@ def schedule(name: str, p: Project, hold: int, log: list[str]) -> dict[str, Any]
         "events": events,
         "reloads": p.reloads() - reloads_before,
         "connections": summarise_connections(results, hold),
-        "load": {"requests": len(outcomes), "failed": len(failures), "stale_keepalive_retries": load.stale_retries,
-                 "failures": [f"{f.status} {f.error}" for f in failures[:20]]},
+        "load": {
+            "requests": len(outcomes),
+            "failed": len(failures),
+            "stale_keepalive_retries": load.stale_retries,
+            "failures": [f"{f.status} {f.error}" for f in failures[:20]],
+        },
         "reloader_reports": {"count": len(reports), "largest": max(reports, default=None)},
         "ended_by_bound": ended,
         "samples": sampler.samples,
@@ -225,7 +234,9 @@ def figures(run_: dict[str, Any]) -> dict[str, Any]:
 
     held = of("held", "memory_mib")
     return {
-        "memory_steady_mib": round(statistics.median(of("steady", "memory_mib")), 1) if of("steady", "memory_mib") else None,
+        "memory_steady_mib": round(statistics.median(of("steady", "memory_mib")), 1)
+        if of("steady", "memory_mib")
+        else None,
         "memory_peak_mib": max(held) if held else None,
         "memory_final_mib": of("after", "memory_mib")[-1] if of("after", "memory_mib") else None,
         "old_generations_peak": max(of("held", "old_generations"), default=None),
@@ -248,11 +259,20 @@ def chart(data: dict[str, Any], path: Path) -> None:
         t = [s["t"] / 60 for s in samples]
         memory.plot(t, [s["memory_mib"] for s in samples], label=f"{label}: container working set")
         if name == "dynamic":
-            memory.plot(t, [s["old_generations_rss_mib"] for s in samples], "--",
-                        label=f"{label}: old generations' workers (VmRSS)")
+            memory.plot(
+                t,
+                [s["old_generations_rss_mib"] for s in samples],
+                "--",
+                label=f"{label}: old generations' workers (VmRSS)",
+            )
             gens.step(t, [s["old_generations"] for s in samples], where="post", label=f"{label}: old generations")
-            gens.step(t, [s["draining_workers"] for s in samples], where="post", linestyle=":",
-                      label=f"{label}: their workers")
+            gens.step(
+                t,
+                [s["draining_workers"] for s in samples],
+                where="post",
+                linestyle=":",
+                label=f"{label}: their workers",
+            )
             for e in run_["events"]:
                 gens.axvline(e["t"] / 60, color="0.9", linewidth=0.6, zorder=0)
     held = [s["t"] / 60 for s in next(iter(data["runs"].values()))["samples"] if s["phase"] == "held"]
@@ -272,19 +292,28 @@ def chart(data: dict[str, Any], path: Path) -> None:
 
 
 def table(data: dict[str, Any]) -> str:
-    rows = [("scale events (reloads)", lambda r, f: f"{r['scale_events']} ({r['reloads']})"),
-            ("long request", lambda r, f: conn(r["connections"]["long request"], "bytes")),
-            ("SSE stream", lambda r, f: conn(r["connections"]["sse"], "ticks")),
-            ("WebSocket", lambda r, f: conn(r["connections"]["websocket"], "ticks")),
-            ("load: requests failed", lambda r, f: f"{r['load']['failed']} of {r['load']['requests']}"),
-            ("old generations: peak / final", lambda r, f: f"{f['old_generations_peak']} / {f['old_generations_final']}"),
-            ("old generations' workers, peak (MiB)", lambda r, f: f"{f['old_generations_rss_peak_mib']}"),
-            ("reloader's largest report (generations, workers, MiB)",
-             lambda r, f: "-" if not r["reloader_reports"]["largest"]
-             else ", ".join(f"{v:g}" for v in r["reloader_reports"]["largest"])),
-            ("memory: steady / peak / final (MiB)",
-             lambda r, f: f"{f['memory_steady_mib']} / {f['memory_peak_mib']} / {f['memory_final_mib']}"),
-            ("generations ended by the bound", lambda r, f: str(len(r["ended_by_bound"])))]
+    rows = [
+        ("scale events (reloads)", lambda r, f: f"{r['scale_events']} ({r['reloads']})"),
+        ("long request", lambda r, f: conn(r["connections"]["long request"], "bytes")),
+        ("SSE stream", lambda r, f: conn(r["connections"]["sse"], "ticks")),
+        ("WebSocket", lambda r, f: conn(r["connections"]["websocket"], "ticks")),
+        ("load: requests failed", lambda r, f: f"{r['load']['failed']} of {r['load']['requests']}"),
+        ("old generations: peak / final", lambda r, f: f"{f['old_generations_peak']} / {f['old_generations_final']}"),
+        ("old generations' workers, peak (MiB)", lambda r, f: f"{f['old_generations_rss_peak_mib']}"),
+        (
+            "reloader's largest report (generations, workers, MiB)",
+            lambda r, f: (
+                "-"
+                if not r["reloader_reports"]["largest"]
+                else ", ".join(f"{v:g}" for v in r["reloader_reports"]["largest"])
+            ),
+        ),
+        (
+            "memory: steady / peak / final (MiB)",
+            lambda r, f: f"{f['memory_steady_mib']} / {f['memory_peak_mib']} / {f['memory_final_mib']}",
+        ),
+        ("generations ended by the bound", lambda r, f: str(len(r["ended_by_bound"]))),
+    ]
     names = list(data["runs"])
     lines = ["| | " + " | ".join(data["labels"][n] for n in names) + " |", "|---|" + "---|" * len(names)]
     for title, cell in rows:
@@ -317,7 +346,8 @@ def main() -> int:
                 projects[name] = Project(Path(tmp) / name, COMPOSE, {"conf.d/default.conf": SITE})
             else:
                 compose = COMPOSE.replace("image: {image}", f"image: {PLAIN}").replace(
-                    "      - /var/run/docker.sock:/var/run/docker.sock:ro\n", "")
+                    "      - /var/run/docker.sock:/var/run/docker.sock:ro\n", ""
+                )
                 projects[name] = Project(Path(tmp) / name, compose, {"conf.d/default.conf": RESOLVER_SITE})
             say(f"{name}: project {projects[name].name} on 127.0.0.1:{projects[name].port}")
 
@@ -348,7 +378,9 @@ def main() -> int:
     data = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "images": {"dynamic": IMAGE, "resolver": PLAIN, "backend": BACKEND_IMAGE},
-        "hold_s": hold, "event_every_s": EVENT_EVERY, "sample_every_s": SAMPLE_EVERY,
+        "hold_s": hold,
+        "event_every_s": EVENT_EVERY,
+        "sample_every_s": SAMPLE_EVERY,
         "labels": {n: labels[n] for n in variants if n in runs},
         "figures": {n: figures(runs[n]) for n in variants if n in runs},
         "errors": errors,

@@ -126,9 +126,7 @@ class Events:
 def wrk(port: int, seconds: int, path: str = "/", cpu: Callable[[], float | None] | None = None) -> dict[str, Any]:
     """One wrk round; with `cpu` (the proxy's CPU seconds so far), also the CPU it used per request."""
     before = cpu() if cpu else None
-    out = run(
-        ["wrk", "-t2", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"], timeout=seconds + 60
-    ).stdout
+    out = run(["wrk", "-t2", "-c32", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"], timeout=seconds + 60).stdout
     after = cpu() if cpu else None
     total = re.search(r"(\d+) requests in", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)

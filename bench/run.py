@@ -214,9 +214,7 @@ def machine() -> dict[str, Any]:
     compose = run(compose_command() + ["version", "--short"], check=False).stdout.strip()
     head = run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False).stdout.strip()
     dirty = bool(
-        run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], check=False
-        ).stdout.strip()
+        run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], check=False).stdout.strip()
     )
     return {
         "cores": os.cpu_count(),
@@ -255,7 +253,9 @@ def measure(plan: Plan, projects: dict[str, VariantProject], events: Events) -> 
         for round_ in range(plan.wrk_reps):
             # Rotate the order each round, so no variant always follows the same one.
             for key in keys[round_ % len(keys) :] + keys[: round_ % len(keys)]:
-                raw[key][f"wrk_{kind}"].append(wrk(projects[key].port, plan.wrk_seconds, path, projects[key].cpu_seconds))
+                raw[key][f"wrk_{kind}"].append(
+                    wrk(projects[key].port, plan.wrk_seconds, path, projects[key].cpu_seconds)
+                )
 
     for p in projects.values():
         p.scale("web", 1)
@@ -301,9 +301,7 @@ def summarise(plan: Plan, raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for v in VARIANTS:
         r = raw[v.key]
         web = r["web_trials"]
-        sigterm = [
-            t["kill_to_last_s"] for t in web if not t["stopped_was_new"] or t["start_to_first_s"] is not None
-        ]
+        sigterm = [t["kill_to_last_s"] for t in web if not t["stopped_was_new"] or t["start_to_first_s"] is not None]
         sigterm += [x for t in r["scale_down"] for x in t["kill_to_last_s"]]
         variants[v.key] = {
             "label": v.label,
@@ -314,9 +312,7 @@ def summarise(plan: Plan, raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "web_trials_load": add_loads([t["load"] for t in web]),
             "grace_trials_load": add_loads([t["load"] for t in r["grace_trials"]]),
             "burst": r.get("burst"),
-            "throughput": {
-                kind: throughput(r[f"wrk_{kind}"], raw["c"][f"wrk_{kind}"]) for kind in ("demo", "fast")
-            },
+            "throughput": {kind: throughput(r[f"wrk_{kind}"], raw["c"][f"wrk_{kind}"]) for kind in ("demo", "fast")},
             "proxy_log": r["logs"],
             "raw": {k: r[k] for k in ("web_trials", "grace_trials", "scale_down")},
         }
@@ -331,7 +327,9 @@ def summarise(plan: Plan, raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "burst_at_most_3_reloads": burst.get("reloads_1_to_20") is not None and burst["reloads_1_to_20"] <= 3,
         "throughput_fast_backend_ge_0.97_of_static": a["throughput"]["fast"]["ratio_to_static"] >= 0.97,
         "throughput_demo_backend_ge_0.97_of_static": a["throughput"]["demo"]["ratio_to_static"] >= 0.97,
-        "cpu_per_request_fast_backend_within_1/0.97_of_static": (a["throughput"]["fast"]["cpu_efficiency_to_static"] or 0)
+        "cpu_per_request_fast_backend_within_1/0.97_of_static": (
+            a["throughput"]["fast"]["cpu_efficiency_to_static"] or 0
+        )
         >= 0.97,
     }
     return {"variants": variants, "targets_for_a": targets}
@@ -346,13 +344,9 @@ def main() -> int:
     parser.add_argument("--wrk-seconds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds a new replica has to get traffic")
     parser.add_argument("--deadline", type=float, default=2400, help="abort (and tear down) after this long")
-    parser.add_argument(
-        "--quick", action="store_true", help="3 trials, 2 grace trials, 1 scale-down, wrk 2 x 4 s"
-    )
+    parser.add_argument("--quick", action="store_true", help="3 trials, 2 grace trials, 1 scale-down, wrk 2 x 4 s")
     args = parser.parse_args()
-    plan = Plan(
-        args.trials, args.grace_trials, args.scale_down_reps, args.wrk_reps, args.wrk_seconds, args.timeout
-    )
+    plan = Plan(args.trials, args.grace_trials, args.scale_down_reps, args.wrk_reps, args.wrk_seconds, args.timeout)
     if args.quick:
         plan = Plan(3, 2, 1, 2, 4, args.timeout)
 

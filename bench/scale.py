@@ -168,7 +168,11 @@ class Nested:
     def shell(self, script: str, timeout: float = 600) -> str:
         result = subprocess.run(
             ["docker", "exec", "-i", self.engine.name, "sh", "-s"],
-            input=script, capture_output=True, text=True, timeout=timeout, check=False,
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if result.returncode:
             raise BenchError(f"nested script exited {result.returncode}: {result.stderr[-1500:]}")
@@ -177,7 +181,10 @@ class Nested:
     def put(self, path: str, text: str) -> None:
         subprocess.run(
             ["docker", "exec", "-i", self.engine.name, "sh", "-c", f"mkdir -p /scale && cat > {path}"],
-            input=text, text=True, check=True, timeout=60,
+            input=text,
+            text=True,
+            check=True,
+            timeout=60,
         )
 
     def start(self) -> None:
@@ -221,11 +228,25 @@ class Nested:
     def start_proxy(self, services: int) -> None:
         self.put("/scale/default.conf", site(services))
         self.proxy = self.docker(
-            "run", "-d", "--name", "proxy", "--network", NET, "-p", "8080:80",
-            "--label", f"com.docker.compose.project={PROJECT}", "--label", "com.docker.compose.service=proxy",
-            "-e", "DYNAMIC_NGINX_LOG_LEVEL=debug",
-            "-v", "/var/run/docker.sock:/var/run/docker.sock:ro",
-            "-v", "/scale/default.conf:/etc/nginx/conf.d/default.conf:ro", IMAGE,
+            "run",
+            "-d",
+            "--name",
+            "proxy",
+            "--network",
+            NET,
+            "-p",
+            "8080:80",
+            "--label",
+            f"com.docker.compose.project={PROJECT}",
+            "--label",
+            "com.docker.compose.service=proxy",
+            "-e",
+            "DYNAMIC_NGINX_LOG_LEVEL=debug",
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock:ro",
+            "-v",
+            "/scale/default.conf:/etc/nginx/conf.d/default.conf:ro",
+            IMAGE,
         )
 
     def stop_proxy(self) -> None:
@@ -279,7 +300,7 @@ def servers_in_config(text: str) -> int | None:
 def epoch(stamp: str) -> float:
     """A `docker logs -t` timestamp (RFC 3339, UTC, nanoseconds) as seconds since the epoch."""
     seconds, _, fraction = stamp.rstrip("Z").partition(".")
-    whole = datetime.datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    whole = datetime.datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.UTC)
     return whole.timestamp() + float("0." + (fraction or "0"))
 
 
@@ -300,8 +321,9 @@ def wait_config(n: Nested, expected: int, timeout: float) -> float:
                 first = next(stamp for stamp, count in rendered_counts(text) if count == expected)
                 return epoch(first) - began
         time.sleep(1)
-    raise BenchError(f"the proxy did not render {expected} servers within {timeout:.0f}s; "
-                     f"last: {servers_in_config(n.logs())}")
+    raise BenchError(
+        f"the proxy did not render {expected} servers within {timeout:.0f}s; last: {servers_in_config(n.logs())}"
+    )
 
 
 def first_from(port: int, host: str, deadline: float) -> float | None:
@@ -351,8 +373,10 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
         raise BenchError(f"{name}: {count} backends run, not {total + 1}")
     time.sleep(3)
     per_container = (available - host_available()) / (total + 1)
-    say(f"{name}: created in {created_s:.0f}s, host memory {per_container / 2**20:.1f} MiB per backend "
-        "(container, shim and all); starting the proxy")
+    say(
+        f"{name}: created in {created_s:.0f}s, host memory {per_container / 2**20:.1f} MiB per backend "
+        "(container, shim and all); starting the proxy"
+    )
     n.start_proxy(services)
     to_config = wait_config(n, total + 1, timeout=300 + total * 0.5)
     cgroup = Cgroup(n.engine.name, n.proxy)
@@ -379,8 +403,18 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
         for trial in range(CHANGES // 2):
             tick = time.monotonic()
             new = n.docker(
-                "run", "-d", "--network", NET, *LABELS.split(), "--label", f"com.docker.compose.service={PROBE}",
-                "--log-driver", "none", "-v", "/scale/backend.conf:/etc/nginx/nginx.conf:ro", PLAIN,
+                "run",
+                "-d",
+                "--network",
+                NET,
+                *LABELS.split(),
+                "--label",
+                f"com.docker.compose.service={PROBE}",
+                "--log-driver",
+                "none",
+                "-v",
+                "/scale/backend.conf:/etc/nginx/nginx.conf:ro",
+                PLAIN,
             )
             start = n.events.wait(PROJECT, "start", container=new, timeout=30).at
             first = first_from(n.port, new[:12], start + 20)
@@ -426,13 +460,22 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
         "changes_window_s": round(elapsed, 1),
         "cpu_idle_ms_per_s": round(idle_rate * 1000, 1),
         "cpu_ms_per_change": round(max(0.0, cpu - idle_rate * elapsed) / CHANGES * 1000, 1),
-        "proxy_errors": sorted({line[:200] for line in text.splitlines()
-                               if ": ERROR: " in line or ": CRITICAL: " in line or "[emerg]" in line})[:10],
+        "proxy_errors": sorted(
+            {
+                line[:200]
+                for line in text.splitlines()
+                if ": ERROR: " in line or ": CRITICAL: " in line or "[emerg]" in line
+            }
+        )[:10],
     }
 
 
 FIGURES = (
-    ("start_to_first_request_s", "start → first request, median (s)", lambda r: r["start_to_first_request_s"]["median"]),
+    (
+        "start_to_first_request_s",
+        "start → first request, median (s)",
+        lambda r: r["start_to_first_request_s"]["median"],
+    ),
     ("sync_ms", "sync: inspect + render + write, median (ms)", lambda r: r["sync_ms"]["median"]),
     ("nginx_t_ms", "nginx -t, median (ms)", lambda r: r["nginx_t_ms"]["median"]),
     ("reload_ms", "reload, median (ms)", lambda r: r["reload_ms"]["median"]),
@@ -488,16 +531,22 @@ def table(results: dict[str, Any]) -> str:
             cells.append(cell)
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
     extra = (
-        ("start → first request, max (s) / missed", lambda s: f"{s['start_to_first_request_s']['max']} / "
-                                                          f"{s['start_to_first_request_s']['missed']}"),
-        ("sync / nginx -t / reload, max (ms)", lambda s: f"{s['sync_ms']['max']} / {s['nginx_t_ms']['max']} / "
-                                                        f"{s['reload_ms']['max']}"),
+        (
+            "start → first request, max (s) / missed",
+            lambda s: f"{s['start_to_first_request_s']['max']} / {s['start_to_first_request_s']['missed']}",
+        ),
+        (
+            "sync / nginx -t / reload, max (ms)",
+            lambda s: f"{s['sync_ms']['max']} / {s['nginx_t_ms']['max']} / {s['reload_ms']['max']}",
+        ),
         (f"reloads in {CHANGES} changes", lambda s: str(s["reloads_during_changes"])),
         ("proxy RSS (anon), steady (MiB)", lambda s: f"{s['memory_steady_rss_mib']:g}"),
         ("proxy start → all servers rendered (s)", lambda s: f"{s['proxy_start_to_all_rendered_s']:g}"),
         # The host's MemAvailable before and after, divided: other jobs' memory swamps it at small sizes.
-        ("host memory per backend (MiB)", lambda s: f"{s['host_memory_per_backend_mib']:g}"
-         if s["containers"] >= 100 else "n/a (noise)"),
+        (
+            "host memory per backend (MiB)",
+            lambda s: f"{s['host_memory_per_backend_mib']:g}" if s["containers"] >= 100 else "n/a (noise)",
+        ),
         ("create / remove all backends (s)", lambda s: f"{s['create_backends_s']:g} / {s['remove_backends_s']:g}"),
     )
     for label, cell in extra:
@@ -530,8 +579,9 @@ def draw(results: dict[str, Any], path: Path) -> None:
         ax.set_title(label, fontsize=8, wrap=True)
         ax.margins(y=0.3)
         ax.tick_params(axis="y", labelsize=7)
-    fig.suptitle("dynamic-nginx at scale: services x replicas (containers), medians; ×ratio to the first size",
-                 fontsize=9)
+    fig.suptitle(
+        "dynamic-nginx at scale: services x replicas (containers), medians; ×ratio to the first size", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -544,8 +594,9 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10x1,1x300,100x10",
-                        help="services x replicas, comma-separated; the first is the baseline")
+    parser.add_argument(
+        "--sizes", default="10x1,1x300,100x10", help="services x replicas, comma-separated; the first is the baseline"
+    )
     parser.add_argument("--out", default=str(BENCH / "scale.json"))
     parser.add_argument("--no-build", action="store_true", help="use the images as they are")
     parser.add_argument("--redraw", action="store_true", help="only redraw the chart and table from --out")

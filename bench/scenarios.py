@@ -43,9 +43,7 @@ def site(key: str) -> str:
 
 
 # A backend that is never the bottleneck, so throughput shows the proxies' own cost.
-FAST_SITE = (
-    'server {\n    listen 80;\n    access_log off;\n    location / { return 200 "$hostname\\n"; }\n}\n'
-)
+FAST_SITE = 'server {\n    listen 80;\n    access_log off;\n    location / { return 200 "$hostname\\n"; }\n}\n'
 
 # The demo backend, unchanged, but listening with a backlog of 1024 instead of
 # socketserver's 5: with 5, wrk's 32 connections overflow the accept queue, the
@@ -186,9 +184,7 @@ def web_trial(p: VariantProject, events: Events, timeout: float) -> dict[str, An
     return result
 
 
-def breakdown(
-    lines: list[tuple[float, str]], start: float, kill: float, first: float | None
-) -> dict[str, Any]:
+def breakdown(lines: list[tuple[float, str]], start: float, kill: float, first: float | None) -> dict[str, Any]:
     """Where (a)'s time goes: the watcher's write and the reloader's reload after start and after kill."""
 
     def after(at: float, text: str) -> float | None:
@@ -199,9 +195,7 @@ def breakdown(
         "start_to_wrote_s": after(start, WROTE),
         "start_to_reloaded_s": after(start, RELOADED),
         # nginx gave up on a server (max_fails): for a new replica, its port was not open yet.
-        "start_to_server_disabled_s": disabled
-        if disabled is not None and start + disabled < (first or kill)
-        else None,
+        "start_to_server_disabled_s": disabled if disabled is not None and start + disabled < (first or kill) else None,
         "kill_to_wrote_s": after(kill, WROTE),
         "kill_to_reloaded_s": after(kill, RELOADED),
         "log_lines": [f"{t - start:+.3f}s {line[:240]}" for t, line in lines],
@@ -291,18 +285,12 @@ def burst_trial(p: VariantProject, events: Events, count_reloads: bool) -> dict[
     return {
         "replicas": len(hosts),
         "all_served": bool(served),
-        "all_served_after_last_start_s": round(max(firsts) - max(starts), 3)
-        if served and starts and firsts
-        else None,
-        "all_served_after_first_start_s": round(max(firsts) - min(starts), 3)
-        if served and starts and firsts
-        else None,
+        "all_served_after_last_start_s": round(max(firsts) - max(starts), 3) if served and starts and firsts else None,
+        "all_served_after_first_start_s": round(max(firsts) - min(starts), 3) if served and starts and firsts else None,
         "reloads_1_to_20": reloads_up,
         "reloads_20_to_1": reloads_down,
         "starts_spread_s": round(max(starts) - min(starts), 3) if starts else None,
-        "timeline_from_first_start": [f"{t - min(starts):+.3f}s {line}" for t, line in timeline]
-        if starts
-        else [],
+        "timeline_from_first_start": [f"{t - min(starts):+.3f}s {line}" for t, line in timeline] if starts else [],
         "load_1_to_20": load.summary(until=mark_down),
         "load_20_to_1": load.summary(since=mark_down),
         "from_first_kill_20_to_1": {
@@ -312,8 +300,6 @@ def burst_trial(p: VariantProject, events: Events, count_reloads: bool) -> dict[
             ]
             if kills
             else [],
-            "log_lines": [f"{t - min(kills):+.3f}s {line[:240]}" for t, line in timeline_down]
-            if kills
-            else [],
+            "log_lines": [f"{t - min(kills):+.3f}s {line[:240]}" for t, line in timeline_down] if kills else [],
         },
     }

@@ -58,8 +58,11 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--port", type=int, default=18181)
     args = parser.parse_args()
-    subprocess.run(["docker", "build", "-q", "--network", "host", "-t", PLAIN, str(ROOT / "bench" / "plain")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "build", "-q", "--network", "host", "-t", PLAIN, str(ROOT / "bench" / "plain")],
+        check=True,
+        capture_output=True,
+    )
     project = "bench" + uuid.uuid4().hex[:8]
     network = sh("docker", "network", "create", project)
     conf = Path(f"/tmp/{project}")
@@ -72,9 +75,18 @@ def main() -> int:
         for _ in range(2)
     ]
     hostnames = {b[:12] for b in backends}
-    ours = ["--network", project, *labels, "--label", "com.docker.compose.service=proxy",
-            "-v", "/var/run/docker.sock:/var/run/docker.sock:ro",
-            "-v", f"{conf}/site.conf:/etc/nginx/conf.d/default.conf:ro", IMAGE]
+    ours = [
+        "--network",
+        project,
+        *labels,
+        "--label",
+        "com.docker.compose.service=proxy",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock:ro",
+        "-v",
+        f"{conf}/site.conf:/etc/nginx/conf.d/default.conf:ro",
+        IMAGE,
+    ]
     plain = ["--network", project, "-v", f"{conf}/nginx.conf:/etc/nginx/nginx.conf:ro", PLAIN]
     results: dict[str, list[float]] = {"dynamic-nginx": [], "plain nginx": []}
     try:

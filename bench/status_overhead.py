@@ -32,8 +32,9 @@ SCRAPE_PATHS = ("/metrics", "/status.json", "/")
 
 
 def compose(status_port: int, on: bool) -> str:
-    text = PROXY.replace('ports: ["127.0.0.1:{port}:80"]',
-                         f'ports: ["127.0.0.1:{{port}}:80", "127.0.0.1:{status_port}:{STATUS_PORT}"]')
+    text = PROXY.replace(
+        'ports: ["127.0.0.1:{port}:80"]', f'ports: ["127.0.0.1:{{port}}:80", "127.0.0.1:{status_port}:{STATUS_PORT}"]'
+    )
     if on:
         text += f'    environment:\n      DYNAMIC_NGINX_STATUS_LISTEN: "{STATUS_PORT}"\n'
     return text + WEB
@@ -81,8 +82,11 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="dynamic-nginx-status-overhead-"))
     ports = {"on": free_port(), "off": free_port()}
     projects = {
-        mode: Project(folder / mode, compose(ports[mode], mode == "on"),
-                      {"conf.d/default.conf": SITE.format(upstream="web.upstream")})
+        mode: Project(
+            folder / mode,
+            compose(ports[mode], mode == "on"),
+            {"conf.d/default.conf": SITE.format(upstream="web.upstream")},
+        )
         for mode in ("on", "off")
     }
     rates: dict[str, list[float]] = {"on": [], "off": []}
@@ -92,10 +96,13 @@ def main() -> int:
             p.up(web=2)
         for p in projects.values():
             p.wait_serving(p.ids("web"), timeout=60)
-        wait_for(lambda: http.client.HTTPConnection("127.0.0.1", ports["on"], timeout=2).request("GET", "/") is None,
-                 30, "the status listener")
+        wait_for(
+            lambda: http.client.HTTPConnection("127.0.0.1", ports["on"], timeout=2).request("GET", "/") is None,
+            30,
+            "the status listener",
+        )
         for n in range(args.rounds):
-            for mode in (("on", "off") if n % 2 == 0 else ("off", "on")):
+            for mode in ("on", "off") if n % 2 == 0 else ("off", "on"):
                 rate, counts = one_round(projects[mode], args.seconds, ports[mode] if mode == "on" else None)
                 rates[mode].append(rate)
                 for key in scrapes:

@@ -92,8 +92,10 @@ def main() -> None:
                 sync(settings, proxy, listed, stopping)
                 times.append(time.process_time() - began)
             results[len(listed)] = statistics.median(times)
-            print(f"{len(listed):5d} containers in {services:3d} services: median sync CPU {results[len(listed)] * 1000:7.2f} ms "
-                  f"(min {min(times) * 1000:.2f}, max {max(times) * 1000:.2f}, {args.runs} runs)")
+            print(
+                f"{len(listed):5d} containers in {services:3d} services: median sync CPU {results[len(listed)] * 1000:7.2f} ms "
+                f"(min {min(times) * 1000:.2f}, max {max(times) * 1000:.2f}, {args.runs} runs)"
+            )
         small, large = sorted(results)
         print(f"ratio {large} / {small}: {results[large] / results[small]:.1f}x")
         if args.profile:

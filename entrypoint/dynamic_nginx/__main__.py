@@ -148,7 +148,9 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
         else:
             line = reconnect.describe(reconnect.classify(error), reconnect.endpoint(), reconnect.one_line(error), error)
         names = ", ".join(u.name for u in model.upstreams) or "none"
-        log.error("first render: %s; nginx starts, and these upstreams answer 503 until Docker answers: %s", line, names)
+        log.error(
+            "first render: %s; nginx starts, and these upstreams answer 503 until Docker answers: %s", line, names
+        )
         return 0
     log.info("first render: %s", " ".join(f"{u.name}={len(u.servers)}" for u in model.upstreams) or "no upstreams")
     return 0

@@ -55,7 +55,11 @@ class Waits:
     @classmethod
     def of(cls, settings: Settings) -> Waits:
         return cls(
-            settings.debounce_min, settings.debounce_max, settings.burst_starts, settings.burst_quiet, settings.burst_max
+            settings.debounce_min,
+            settings.debounce_max,
+            settings.burst_starts,
+            settings.burst_quiet,
+            settings.burst_max,
         )
 
 

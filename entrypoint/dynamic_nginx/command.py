@@ -151,9 +151,7 @@ def with_shutdown_timeout(command: Command, timeout: str | None, conf_text: str 
     if timeout is None or timeout in ("", "none"):
         return argv
     if not re.fullmatch(_NGINX_TIME, timeout):
-        raise BadTimeout(
-            f"{SHUTDOWN_TIMEOUT_VARIABLE}={timeout} is not an nginx time such as 30s or 2m (or none)"
-        )
+        raise BadTimeout(f"{SHUTDOWN_TIMEOUT_VARIABLE}={timeout} is not an nginx time such as 30s or 2m (or none)")
     directive = f"worker_shutdown_timeout {timeout};"
     if re.search(_SETS_SHUTDOWN_TIMEOUT, command.values.get("g", "")) or re.search(_SETS_SHUTDOWN_TIMEOUT, conf_text):
         return argv

@@ -188,7 +188,7 @@ def _connect_step(address: tuple[str, int] | None, model: Model, container: Cont
 
 
 def _watcher_said(container: Container, part: dict[str, Any] | None) -> Step | None:
-    """What the running watcher last decided about it (its status file, when the status is on)."""
+    """What the running watcher last decided about it (its status file)."""
     if not part:
         return None
     for u in part.get("upstreams") or []:

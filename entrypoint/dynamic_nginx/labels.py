@@ -283,8 +283,12 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
     ours = sum(1 for label in labels if label.startswith(LABEL_PREFIX))
     if ours > MAX_LABELS:
         raise LabelError(
-            container, LABEL_PREFIX + "*", "", "", f"container {container}: it has {ours} {LABEL_PREFIX}* labels, "
-            f"more than the {MAX_LABELS} allowed; remove the ones it does not need. This container is left out."
+            container,
+            LABEL_PREFIX + "*",
+            "",
+            "",
+            f"container {container}: it has {ours} {LABEL_PREFIX}* labels, "
+            f"more than the {MAX_LABELS} allowed; remove the ones it does not need. This container is left out.",
         )
     for label in sorted(labels):
         if not label.startswith(LABEL_PREFIX):
@@ -317,13 +321,19 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
         if explicit is None and not service:
             label = LABEL_PREFIX + "upstream"
             raise LabelError(
-                container, label, "", "", f"container {container}: it has no compose service, so it needs "
-                f"the label {label}=<name> to be served; left out"
+                container,
+                label,
+                "",
+                "",
+                f"container {container}: it has no compose service, so it needs "
+                f"the label {label}=<name> to be served; left out",
             )
         if explicit is None and not is_name(service):
             raise LabelError(
-                container, COMPOSE_SERVICE, service, "a service name usable as an upstream name, "
-                f"or set {LABEL_PREFIX}upstream"
+                container,
+                COMPOSE_SERVICE,
+                service,
+                f"a service name usable as an upstream name, or set {LABEL_PREFIX}upstream",
             )
         name = str(explicit) if explicit else upstream_name(service)
         members.insert(0, _member(own, name, explicit=bool(explicit)))
@@ -338,9 +348,13 @@ def decode(container: str, service: str, labels: Mapping[str, str]) -> Container
     _one_membership_each(container, members)
     if len(members) > MAX_UPSTREAMS_PER_CONTAINER:
         raise LabelError(
-            container, f"{LABEL_PREFIX}<name>.*", "", "", f"container {container}: its labels put it into "
+            container,
+            f"{LABEL_PREFIX}<name>.*",
+            "",
+            "",
+            f"container {container}: its labels put it into "
             f"{len(members)} upstreams, more than the {MAX_UPSTREAMS_PER_CONTAINER} allowed per container; "
-            "split it into services or drop dynamic-nginx.<name>.* labels. This container is left out."
+            "split it into services or drop dynamic-nginx.<name>.* labels. This container is left out.",
         )
     enable = container_level.get("enable")
     network = container_level.get("network")
@@ -401,4 +415,3 @@ def decode_container(container: str, labels: Mapping[str, str]) -> Decoded:
         ours=ours,
         error=error,
     )
-

@@ -87,9 +87,7 @@ class GoodCopies:
         if not self.store.is_dir():
             return {}
         return {
-            p.name: p.read_bytes()
-            for p in sorted(self.store.iterdir())
-            if p.is_file() and not p.name.startswith(".")
+            p.name: p.read_bytes() for p in sorted(self.store.iterdir()) if p.is_file() and not p.name.startswith(".")
         }
 
     def keep(self, before: Mapping[str, bytes], after: Mapping[str, bytes]) -> list[str]:
@@ -191,8 +189,13 @@ def test_and_repair(nginx: Tester, copies: GoodCopies, log: logging.Logger) -> T
         try:
             done = copies.put_back(name) or copies.put_back_all()
         except OSError as error:
-            log.error("nginx -t failed because of generated file %s line %d: %s; cannot put back its last "
-                      "good version: %s", blame.path, blame.line, result.message, describe(error))
+            log.error(
+                "nginx -t failed because of generated file %s line %d: %s; cannot put back its last good version: %s",
+                blame.path,
+                blame.line,
+                result.message,
+                describe(error),
+            )
             return result
         if done is None:
             return result
@@ -213,8 +216,11 @@ def _report_store(copies: GoodCopies, failed: list[str], log: logging.Logger) ->
     error = failed[0] if failed else ""
     if error and error != copies.store_error:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        log.warning("%s%s; reloading anyway, but a broken generated file cannot be put back "
-                    "to a version that is not stored", error, more)
+        log.warning(
+            "%s%s; reloading anyway, but a broken generated file cannot be put back to a version that is not stored",
+            error,
+            more,
+        )
     elif copies.store_error and not error:
         log.info("last good copies are stored in %s again", copies.store)
     copies.store_error = error

@@ -141,7 +141,9 @@ def _event_to_applied(exp: Exposition, histogram: Mapping[str, Any]) -> None:
     exp.family(name, "histogram", "Time from a Docker event to nginx running the files it changed.")
     count = float(histogram.get("count") or 0)
     for bound, n in histogram.get("buckets") or []:
-        exp.sample(f"{name}_bucket", float(n), {"le": repr(float(bound))})  # "0.05", "1.0": as client libraries write it
+        exp.sample(
+            f"{name}_bucket", float(n), {"le": repr(float(bound))}
+        )  # "0.05", "1.0": as client libraries write it
     exp.sample(f"{name}_bucket", count, {"le": "+Inf"})
     exp.sample(f"{name}_sum", float(histogram.get("sum") or 0))
     exp.sample(f"{name}_count", count)
@@ -169,8 +171,12 @@ def _nginx(exp: Exposition, stub: Stub | None) -> None:
         ("nginx_connections_handled", "counter", "Handled client connections", stub.handled),
         ("nginx_connections_reading", "gauge", "Connections where NGINX is reading the request header", stub.reading),
         ("nginx_connections_waiting", "gauge", "Idle client connections", stub.waiting),
-        ("nginx_connections_writing", "gauge", "Connections where NGINX is writing the response back to the client",
-         stub.writing),
+        (
+            "nginx_connections_writing",
+            "gauge",
+            "Connections where NGINX is writing the response back to the client",
+            stub.writing,
+        ),
         ("nginx_http_requests_total", "counter", "Total http requests", stub.requests),
     ):
         exp.family(name, kind, help_text)

@@ -297,8 +297,7 @@ def network_choice(container: Container, proxy: Proxy, wanted: str | None = None
             return network, address, why
     if shared:
         raise Excluded(
-            f"container {container.name}: no IPv4 address on shared network(s) "
-            f"{', '.join(shared)}; left out",
+            f"container {container.name}: no IPv4 address on shared network(s) {', '.join(shared)}; left out",
             "no_ipv4_address",
         )
     raise Excluded(

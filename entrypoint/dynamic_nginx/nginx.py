@@ -40,7 +40,7 @@ def resource_limit(message: str) -> str:
     found = _ZONE_FULL_RE.search(message)
     if found:
         return (
-            f'upstream {found.group(1)}: its shared-memory zone is too small for its servers '
+            f"upstream {found.group(1)}: its shared-memory zone is too small for its servers "
             f'(limit: the size after "zone {found.group(1)}"; nginx: {message}); '
             "give it a larger size in the template that writes that zone (the built-in "
             "template sizes it from the servers: upstream.zone_size)"

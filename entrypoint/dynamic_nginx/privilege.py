@@ -53,7 +53,7 @@ def socket_path(docker_host: str | None) -> str | None:
     if not docker_host:
         return "/var/run/docker.sock"
     if docker_host.startswith("unix://"):
-        return docker_host[len("unix://"):]
+        return docker_host[len("unix://") :]
     return None
 
 
@@ -66,10 +66,16 @@ def plan(uid: int, gid: int, conf_writable: bool, socket: Socket | None) -> Plan
         return Plan(uid, gid, (socket.gid,), keep)
     if socket.mode & 0o006 == 0o006 or socket.uid == uid or keep:
         return Plan(uid, gid, keep_dac_override=keep)
-    return Plan(uid, gid, keep_dac_override=keep, problem=(
-        f"{socket.path} (owner uid {socket.uid}, group gid {socket.gid}, mode {socket.mode:o}) cannot be used "
-        f"through its group, so the watcher (user {USER}, uid {uid}) cannot reach Docker: make the socket "
-        "group read-write (chmod 660, as dockerd makes it), or put a socket proxy in front and set DOCKER_HOST to it"))
+    return Plan(
+        uid,
+        gid,
+        keep_dac_override=keep,
+        problem=(
+            f"{socket.path} (owner uid {socket.uid}, group gid {socket.gid}, mode {socket.mode:o}) cannot be used "
+            f"through its group, so the watcher (user {USER}, uid {uid}) cannot reach Docker: make the socket "
+            "group read-write (chmod 660, as dockerd makes it), or put a socket proxy in front and set DOCKER_HOST to it"
+        ),
+    )
 
 
 def _user() -> tuple[int, int] | None:
@@ -162,5 +168,9 @@ def drop(conf_dir: Path, docker_host: str | None, report: bool = True) -> None:
     try:
         _apply(chosen)
     except OSError as error:
-        log.warning("cannot switch to user %s (%s: CAP_SETUID, CAP_SETGID or CAP_SETPCAP dropped?), "
-                    "so the watcher runs as root", USER, error.strerror or error)
+        log.warning(
+            "cannot switch to user %s (%s: CAP_SETUID, CAP_SETGID or CAP_SETPCAP dropped?), "
+            "so the watcher runs as root",
+            USER,
+            error.strerror or error,
+        )

@@ -35,9 +35,7 @@ class Backoff:
     up to `cap`, each drawn from the upper half of its step ([d/2, d]) so that
     proxies that lost Docker together do not all retry in step."""
 
-    def __init__(
-        self, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP, rand: Callable[[], float] = random.random
-    ):
+    def __init__(self, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP, rand: Callable[[], float] = random.random):
         self.base = base
         self.cap = cap
         self._rand = rand

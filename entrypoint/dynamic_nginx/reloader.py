@@ -299,7 +299,13 @@ class Reloader:
     def record(self, at: float, began: float, ok: bool) -> None:
         """Keep the outcome of apply() for the status: ok, invalid (nginx -t said why) or failed."""
         result = "ok" if ok else "invalid" if self._last_error else "failed"
-        error = self._last_error if result == "invalid" else "" if ok else "nginx did not start new workers after the reload signal"
+        error = (
+            self._last_error
+            if result == "invalid"
+            else ""
+            if ok
+            else "nginx did not start new workers after the reload signal"
+        )
         if ok:  # before add(), which writes the history once, with the observation
             self.history.confirmed(self.settings.run_dir / rundir.APPLIED, at, time.time())
         self.history.add(at, time.monotonic() - began, result, error)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
+from typing import Any
 
 import jinja2
 import jinja2.sandbox
@@ -134,10 +134,7 @@ def _error_line(path: Path, error: Exception) -> str:
                 break
     where = f"{path}:{line}" if line else str(path)
     cause = " ".join(str(error).split())  # one line, whatever the template made the message
-    return (
-        f"template {where}: {type(error).__name__}: {cause}; "
-        "its previous output is kept until the template is fixed"
-    )
+    return f"template {where}: {type(error).__name__}: {cause}; its previous output is kept until the template is fixed"
 
 
 def _traceback_frames(error: Exception) -> list[tuple[str, int]]:

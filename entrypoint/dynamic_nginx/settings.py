@@ -281,8 +281,14 @@ REMOVED: dict[str, tuple[str, bool]] = {
     "RETIRE_EARLY": ("nothing: old workers are always told to stop once the new ones run", False),
     "USER_TEMPLATES": (_TEMPLATES, True),
     "BUILTIN_TEMPLATES": (f"{_TEMPLATES}; one named like a built-in template replaces it", True),
-    "WATCH_DIRS": ("keep the files nginx reads under /etc/nginx (watched), or send the container SIGHUP after a change", True),
-    "NGINX_ARGS_FILE": (f"set {PREFIX}RUN_DIR if you must move the run dir; the file is {rundir.NGINX_ARGS} in it", True),
+    "WATCH_DIRS": (
+        "keep the files nginx reads under /etc/nginx (watched), or send the container SIGHUP after a change",
+        True,
+    ),
+    "NGINX_ARGS_FILE": (
+        f"set {PREFIX}RUN_DIR if you must move the run dir; the file is {rundir.NGINX_ARGS} in it",
+        True,
+    ),
     "NGINX_PID_FILE": ("nothing: nginx's pid file is /run/nginx.pid, as the image's nginx.conf says", True),
 }
 
@@ -290,7 +296,9 @@ REMOVED: dict[str, tuple[str, bool]] = {
 def removed(environ: Mapping[str, str] | None = None) -> list[str]:
     """One line for each removed variable that is set and not fatal: the caller logs them as warnings."""
     environ = os.environ if environ is None else environ
-    return [_removed_line(name, environ) for name, (_, fatal) in REMOVED.items() if not fatal and environ.get(PREFIX + name)]
+    return [
+        _removed_line(name, environ) for name, (_, fatal) in REMOVED.items() if not fatal and environ.get(PREFIX + name)
+    ]
 
 
 def _removed_line(name: str, environ: Mapping[str, str]) -> str:

@@ -85,9 +85,7 @@ def _report(log: logging.Logger, message: str) -> None:
 
 
 def _copies(settings: Settings) -> lastgood.GoodCopies:
-    return lastgood.GoodCopies(
-        settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / RECORD
-    )
+    return lastgood.GoodCopies(settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / RECORD)
 
 
 def check(settings: Settings, nginx: Nginx, log: logging.Logger) -> bool:

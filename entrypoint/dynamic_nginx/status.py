@@ -270,7 +270,11 @@ class Histogram:
         self.count += 1
 
     def part(self) -> dict[str, Any]:
-        return {"buckets": [[b, n] for b, n in zip(self.bounds, self.counts, strict=True)], "sum": round(self.sum, 6), "count": self.count}
+        return {
+            "buckets": [[b, n] for b, n in zip(self.bounds, self.counts, strict=True)],
+            "sum": round(self.sum, 6),
+            "count": self.count,
+        }
 
 
 def reload_entry(at: float, duration: float, result: str, error: str) -> dict[str, Any]:

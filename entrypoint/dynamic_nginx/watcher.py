@@ -154,7 +154,9 @@ class Watcher:
 
         watchdog = reconnect.Watchdog(source.ping, stalled)
         heard = _heard(stream, watchdog)
-        pump = threading.Thread(target=_pump, args=(heard, events, self.view.relevant, inbox), name="events", daemon=True)
+        pump = threading.Thread(
+            target=_pump, args=(heard, events, self.view.relevant, inbox), name="events", daemon=True
+        )
         pump.start()
         stop_watchdog = threading.Event()
         watching: threading.Thread | None = None

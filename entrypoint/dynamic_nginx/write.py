@@ -47,9 +47,7 @@ def write_atomic(path: Path, text: str) -> bool:
     return True
 
 
-def sync(
-    folder: Path, outputs: Mapping[str, str], keep: Collection[str] = (), record: Path | None = None
-) -> Changes:
+def sync(folder: Path, outputs: Mapping[str, str], keep: Collection[str] = (), record: Path | None = None) -> Changes:
     """Make folder hold exactly `outputs` among our files.
 
     Our files not in outputs are removed, except names in `keep` (templates
@@ -123,9 +121,7 @@ def sync(
             record_names(record, folder, kept)
         except OSError as error:
             failed.append(f"cannot write {record}: {describe(error)}")
-    return Changes(
-        written=tuple(written), removed=tuple(removed), failed=tuple(failed), conflicts=tuple(conflicts)
-    )
+    return Changes(written=tuple(written), removed=tuple(removed), failed=tuple(failed), conflicts=tuple(conflicts))
 
 
 def remove_temp_files(folder: Path) -> None:

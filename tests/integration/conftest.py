@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from harness import BACKEND_IMAGE, IMAGE, ROOT, Project, run
 
 
@@ -20,8 +19,7 @@ def images() -> None:
     if not _image_present(IMAGE):
         run(["docker", "build", "--network", "host", "-t", IMAGE, str(ROOT)], timeout=900)
     if not _image_present(BACKEND_IMAGE):
-        run(["docker", "build", "--network", "host", "-t", BACKEND_IMAGE, str(ROOT / "demo" / "backend")],
-            timeout=900)
+        run(["docker", "build", "--network", "host", "-t", BACKEND_IMAGE, str(ROOT / "demo" / "backend")], timeout=900)
 
 
 @pytest.fixture

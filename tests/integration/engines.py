@@ -51,8 +51,7 @@ class Engine:
     `restart_daemon()` restarts its dockerd with the container (and, with
     live_restore, its containers) left running."""
 
-    def __init__(self, min_api: str | None = None, live_restore: bool = False,
-                 ports: dict[int, int] | None = None):
+    def __init__(self, min_api: str | None = None, live_restore: bool = False, ports: dict[int, int] | None = None):
         self.name = "dnt-engine-" + uuid.uuid4().hex[:8]
         self.network = self.name
         self.min_api = min_api
@@ -62,12 +61,35 @@ class Engine:
     def start(self, timeout: float = 60) -> Engine:
         build_dind()
         run(["docker", "network", "create", self.network])
-        args = ["docker", "run", "-d", "--name", self.name, "--network", self.network,
-                "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-                "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-                "--security-opt", "systempaths=unconfined", "-e", "DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1",
-                "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--cgroupns", "host",
-                "--tmpfs", "/var/lib/docker:exec", "-e", f"ENGINE_NAME={self.name}"]
+        args = [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            "--network",
+            self.network,
+            "--cap-add",
+            "ALL",
+            "--cap-drop",
+            "SYS_RESOURCE",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--security-opt",
+            "systempaths=unconfined",
+            "-e",
+            "DOCKER_ALLOW_IPV6_ON_IPV4_INTERFACE=1",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--cgroupns",
+            "host",
+            "--tmpfs",
+            "/var/lib/docker:exec",
+            "-e",
+            f"ENGINE_NAME={self.name}",
+        ]
         if self.min_api:
             args += ["-e", f"DOCKER_MIN_API_VERSION={self.min_api}"]
         for host_port, port in self.ports.items():
@@ -81,16 +103,32 @@ class Engine:
         """Switch live-restore (a setting dockerd reloads on HUP): with it, containers outlive
         a daemon restart; without it, they stop with the daemon."""
         config = '{"live-restore": %s}' % ("true" if on else "false")
-        run(["docker", "exec", self.name, "sh", "-c",
-             f"mkdir -p /etc/docker && echo '{config}' > /etc/docker/daemon.json && kill -HUP $(cat /var/run/docker.pid)"])
+        run(
+            [
+                "docker",
+                "exec",
+                self.name,
+                "sh",
+                "-c",
+                f"mkdir -p /etc/docker && echo '{config}' > /etc/docker/daemon.json && kill -HUP $(cat /var/run/docker.pid)",
+            ]
+        )
         wanted = "true" if on else "false"
-        wait_for(lambda: self.docker("info", "--format", "{{.LiveRestoreEnabled}}", check=False).stdout.strip()
-                 == wanted, 20, f"live-restore {wanted} in {self.name}", interval=0.2)
+        wait_for(
+            lambda: self.docker("info", "--format", "{{.LiveRestoreEnabled}}", check=False).stdout.strip() == wanted,
+            20,
+            f"live-restore {wanted} in {self.name}",
+            interval=0.2,
+        )
         self.live_restore = on
 
     def wait_ready(self, timeout: float = 60) -> None:
-        wait_for(lambda: self.docker("info", check=False).returncode == 0, timeout,
-                 f"the nested engine {self.name} to answer", interval=0.2)
+        wait_for(
+            lambda: self.docker("info", check=False).returncode == 0,
+            timeout,
+            f"the nested engine {self.name} to answer",
+            interval=0.2,
+        )
 
     def docker(self, *args: str, check: bool = True, timeout: float = 300):  # -> CompletedProcess[str]
         return run(["docker", "exec", self.name, "docker", *args], check=check, timeout=timeout)
@@ -147,10 +185,28 @@ class SocketProxy:
         """Start (or start again) and wait until a ping passes through; seconds taken."""
         began = time.monotonic()
         if not self.created:
-            run(["docker", "run", "-d", "--name", self.name, "--network", "none",
-                 "-v", f"{self.folder}:/sockproxy", "-v", "/var/run/docker.sock:/var/run/docker.sock",
-                 BACKEND_IMAGE, "python3", "/sockproxy/sockproxy.py", "/sockproxy/docker.sock",
-                 "--mode", self.mode, *(f"--allow={pattern}" for pattern in self.allow)])
+            run(
+                [
+                    "docker",
+                    "run",
+                    "-d",
+                    "--name",
+                    self.name,
+                    "--network",
+                    "none",
+                    "-v",
+                    f"{self.folder}:/sockproxy",
+                    "-v",
+                    "/var/run/docker.sock:/var/run/docker.sock",
+                    BACKEND_IMAGE,
+                    "python3",
+                    "/sockproxy/sockproxy.py",
+                    "/sockproxy/docker.sock",
+                    "--mode",
+                    self.mode,
+                    *(f"--allow={pattern}" for pattern in self.allow),
+                ]
+            )
             self.created = True
         else:
             run(["docker", "start", self.name])

@@ -175,8 +175,15 @@ def tally(port: int, count: int, path: str = "/") -> collections.Counter[str]:
 class Project:
     """One compose project with a unique name, torn down by the fixture that made it."""
 
-    def __init__(self, folder: Path, compose_file: str, files: dict[str, str] | None = None,
-                 port: int | None = None, values: dict[str, object] | None = None, prefix: str = "dnt"):
+    def __init__(
+        self,
+        folder: Path,
+        compose_file: str,
+        files: dict[str, str] | None = None,
+        port: int | None = None,
+        values: dict[str, object] | None = None,
+        prefix: str = "dnt",
+    ):
         """compose_file is the text of a compose file, with {image}, {backend} and {port}
         filled in, and any other {field} from `values` (which may also replace image and backend),
         or the path of an existing one (then `port` is the one it publishes).
@@ -213,9 +220,19 @@ class Project:
     def ids(self, service: str, stopped: bool = False, full: bool = False) -> list[str]:
         """Short ids (= hostnames the backend answers with) of the service's running containers;
         with `full`, the whole ids (what Docker's events and cgroup paths carry)."""
-        out = run(["docker", "ps", "-q", "--no-trunc", *(["--all"] if stopped else []),
-                   "--filter", f"label=com.docker.compose.project={self.name}",
-                   "--filter", f"label=com.docker.compose.service={service}"]).stdout
+        out = run(
+            [
+                "docker",
+                "ps",
+                "-q",
+                "--no-trunc",
+                *(["--all"] if stopped else []),
+                "--filter",
+                f"label=com.docker.compose.project={self.name}",
+                "--filter",
+                f"label=com.docker.compose.service={service}",
+            ]
+        ).stdout
         return sorted(line if full else line[:12] for line in out.split())
 
     def cpu_seconds(self, service: str = "proxy") -> float | None:
@@ -242,7 +259,9 @@ class Project:
     def exec(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(["docker", "exec", self.proxy_id(), *args], check=check)
 
-    def wait_serving(self, expected: Iterable[str], timeout: float = 20.0, requests: int = 30, path: str = "/") -> float:
+    def wait_serving(
+        self, expected: Iterable[str], timeout: float = 20.0, requests: int = 30, path: str = "/"
+    ) -> float:
         """Wait until a window of requests to `path` is answered by exactly `expected`; seconds waited."""
         wanted = set(expected)
         started = time.monotonic()
@@ -257,11 +276,12 @@ class Project:
     def down(self) -> None:
         """compose down; a project of hundreds of containers loses them 50 at a time first:
         with all at once, dockerd 20.10 left the network with "active endpoints"."""
-        ids = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}"],
-                  check=False).stdout.split()
+        ids = run(
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.name}"], check=False
+        ).stdout.split()
         if len(ids) > 50:
             for at in range(0, len(ids), 50):
-                run(["docker", "rm", "-f", "-v", *ids[at:at + 50]], timeout=300, check=False)
+                run(["docker", "rm", "-f", "-v", *ids[at : at + 50]], timeout=300, check=False)
         self.compose("down", "-v", "--remove-orphans", "-t", "3", timeout=180)
 
 
@@ -293,8 +313,14 @@ class Load:
     are counted. Any other failure is an error.
     """
 
-    def __init__(self, port: int, clients: int = 4, path: str = "/?sleep=0.02",
-                 max_requests: int = 50_000, max_seconds: float = 180):
+    def __init__(
+        self,
+        port: int,
+        clients: int = 4,
+        path: str = "/?sleep=0.02",
+        max_requests: int = 50_000,
+        max_seconds: float = 180,
+    ):
         self.port = port
         self.path = path
         self.clients = clients

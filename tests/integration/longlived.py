@@ -116,11 +116,18 @@ def websocket(port: int, seconds: int) -> dict[str, object]:
                 ticks.append(payload.decode())
         return {"status": status, "ticks": ticks, "closed": closed, "seconds": time.monotonic() - started}
     except (OSError, ValueError) as error:
-        return {"status": status, "ticks": ticks, "closed": closed, "error": repr(error),
-                "seconds": time.monotonic() - started}
+        return {
+            "status": status,
+            "ticks": ticks,
+            "closed": closed,
+            "error": repr(error),
+            "seconds": time.monotonic() - started,
+        }
 
 
-def in_thread(results: dict[str, dict[str, object]], name: str, call: Callable[[], dict[str, object]]) -> threading.Thread:
+def in_thread(
+    results: dict[str, dict[str, object]], name: str, call: Callable[[], dict[str, object]]
+) -> threading.Thread:
     thread = threading.Thread(target=lambda: results.__setitem__(name, call()), name=name, daemon=True)
     thread.start()
     return thread

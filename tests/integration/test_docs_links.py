@@ -34,8 +34,16 @@ def links(page: Path) -> list[str]:
 
 def test_every_page_is_there() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in PAGES}
-    assert {"README.md", "bench/README.md", "docs/environment.md", "docs/templates.md", "docs/migration.md",
-            "docs/design.md", "docs/operations.md", "docs/labels.md"} <= names
+    assert {
+        "README.md",
+        "bench/README.md",
+        "docs/environment.md",
+        "docs/templates.md",
+        "docs/migration.md",
+        "docs/design.md",
+        "docs/operations.md",
+        "docs/labels.md",
+    } <= names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())

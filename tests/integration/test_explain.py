@@ -100,7 +100,9 @@ def test_explain_and_the_log_tell_each_containers_story(project):
     assert step(good, "scope") == f"ok  scope      yes: in the proxy's compose project {p.name}"
     assert step(good, "port") == "ok  port       8000: the only port its image exposes"
     assert step(good, "health") == "ok  health     its health check says healthy"
-    assert re.fullmatch(r"ok  upstream   good\.upstream: server \d+\.\d+\.\d+\.\d+:8000 .*;  # \S+", step(good, "upstream"))
+    assert re.fullmatch(
+        r"ok  upstream   good\.upstream: server \d+\.\d+\.\d+\.\d+:8000 .*;  # \S+", step(good, "upstream")
+    )
     assert step(good, "verdict") == "ok  verdict    in: a member of good.upstream"
     assert step(good, "watcher").startswith("ok  watcher    the running watcher has it in good.upstream: server ")
     assert re.fullmatch(r"ok  connect    \S+:8000 from the proxy: connected in [0-9.]+ ms", step(good, "connect"))
@@ -114,7 +116,10 @@ def test_explain_and_the_log_tell_each_containers_story(project):
     sick = explain(p, names["sick"])
     assert step(sick, "state") == "ok  state      Docker says it is running"
     assert step(sick, "verdict") == "NO  verdict    out: unhealthy: its health check says unhealthy"
-    assert step(sick, "watcher") == "NO  watcher    the running watcher has it out: unhealthy: its health check says unhealthy"
+    assert (
+        step(sick, "watcher")
+        == "NO  watcher    the running watcher has it out: unhealthy: its health check says unhealthy"
+    )
 
     bad = explain(p, names["bad"])
     assert step(bad, "labels").startswith("NO  labels     invalid: label_invalid:dynamic-nginx.port: ")

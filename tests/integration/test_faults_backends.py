@@ -11,14 +11,16 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from harness import PROXY, SITE, WEB, Load, Project, record, run, wait_for
 
 COMPOSE = PROXY + WEB
-IGNORES_TERM = WEB + """    environment:
+IGNORES_TERM = (
+    WEB
+    + """    environment:
       IGNORE_TERM: "1"
     stop_grace_period: 2s
 """
+)
 GRACE = 2.0
 # A service that crash-loops under its restart policy: it listens, then exits half a second later.
 FLAPPY = """  flappy:

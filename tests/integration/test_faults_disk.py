@@ -14,7 +14,8 @@ from harness import PROXY, SITE, WEB, Load, Project, record, wait_for
 UPSTREAMS = "/etc/nginx/conf.d/dynamic-nginx-upstreams.conf"
 
 # conf.d is a 1 MiB tmpfs; the user's site is a file mounted into it.
-FULL_CONF_D = """
+FULL_CONF_D = (
+    """
 version: "3.8"
 services:
   proxy:
@@ -25,12 +26,18 @@ services:
       - ./site.conf:/etc/nginx/conf.d/default.conf:ro
     tmpfs:
       - /etc/nginx/conf.d:size=1m
-""" + WEB
+"""
+    + WEB
+)
 
 # The run dir, where the reloader keeps its last good copies, is a 1 MiB tmpfs.
-FULL_RUN_DIR = PROXY + """    tmpfs:
+FULL_RUN_DIR = (
+    PROXY
+    + """    tmpfs:
       - /run/dynamic-nginx:size=1m
-""" + WEB
+"""
+    + WEB
+)
 
 
 def fill(p: Project, folder: str) -> None:
@@ -67,8 +74,9 @@ def test_full_conf_d_keeps_serving_and_catches_up_once_space_is_freed(project):
         freed = time.monotonic()
         p.exec("rm", "/etc/nginx/conf.d/filler.bin")  # no Docker event follows: only the retry helps
         mark = len(load.snapshot())
-        wait_for(lambda: load.served_by(mark) >= set(new), 20, "the new replica served after space was freed",
-                 interval=0.05)
+        wait_for(
+            lambda: load.served_by(mark) >= set(new), 20, "the new replica served after space was freed", interval=0.05
+        )
         recovered = time.monotonic() - freed
         time.sleep(0.5)
     record("full conf.d: seconds from freeing space to the new replica served", round(recovered, 2))
@@ -95,8 +103,10 @@ def test_full_run_dir_does_not_stop_reloads(project):
         two = p.ids("web")
         mark = len(load.snapshot())
         wait_for(lambda: load.served_by(mark) == set(two), 20, "both replicas served with the run dir full")
-        record("full run dir: seconds from `up --scale` returning to both replicas served",
-               round(time.monotonic() - started, 2))
+        record(
+            "full run dir: seconds from `up --scale` returning to both replicas served",
+            round(time.monotonic() - started, 2),
+        )
         p.up(web=3)
         three = p.ids("web")
         mark = len(load.snapshot())

@@ -16,12 +16,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from engines import BEHIND_SOCKET_PROXY, CONF_FOLDER, Engine, SocketProxy
-from harness import STATIC_SITE, BACKEND_IMAGE, IMAGE, Load, Project, free_port, get, record, rendered_servers, run, tally, wait_for
+from harness import (
+    BACKEND_IMAGE,
+    IMAGE,
+    STATIC_SITE,
+    Load,
+    Project,
+    free_port,
+    get,
+    record,
+    rendered_servers,
+    run,
+    tally,
+    wait_for,
+)
 
 SITE = STATIC_SITE
-
 
 
 @pytest.fixture
@@ -40,7 +51,7 @@ def started_at(container: str) -> float:
     """The container's start, as a Unix time (Docker's clock is the host's)."""
     text = run(["docker", "inspect", "-f", "{{.State.StartedAt}}", container]).stdout.strip()
     whole, _, fraction = text.rstrip("Z").partition(".")
-    stamp = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.timezone.utc).timestamp()
+    stamp = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC).timestamp()
     return stamp + float("0." + (fraction or "0"))
 
 
@@ -55,9 +66,7 @@ def first_answer(port: int, path: str, timeout: float) -> tuple[float, int, str]
     raise AssertionError(f"no answer on {path} within {timeout}s")
 
 
-def test_docker_unreachable_at_start_nginx_serves_and_upstreams_answer_503_until_docker_answers(
-    project, socket_proxy
-):
+def test_docker_unreachable_at_start_nginx_serves_and_upstreams_answer_503_until_docker_answers(project, socket_proxy):
     p = behind(project, socket_proxy)
     up = threading.Thread(target=p.up, kwargs={"app": 2})
     up.start()
@@ -114,8 +123,10 @@ def test_socket_proxy_stopped_while_running_keeps_upstreams_and_catches_up(proje
         socket_proxy.start()
         back = time.monotonic()
         waited = p.wait_serving(p.ids("app"), timeout=20)
-        record("socket proxy restart: seconds from Docker reachable to the new replica served",
-               round(time.monotonic() - back, 2))
+        record(
+            "socket proxy restart: seconds from Docker reachable to the new replica served",
+            round(time.monotonic() - back, 2),
+        )
         time.sleep(0.5)
     failures = load.failures()
     record("socket proxy restart: requests failed", len(failures))
@@ -145,15 +156,21 @@ def test_stalled_socket_proxy_keeps_upstreams_and_recovers_when_it_answers(proje
         try:
             p.up(app=3)
             # Quiet for the watchdog's period, then a ping that times out.
-            wait_for(lambda: "does not answer a ping" in p.logs(), 60,
-                     "the watchdog to notice that Docker does not answer", interval=1)
+            wait_for(
+                lambda: "does not answer a ping" in p.logs(),
+                60,
+                "the watchdog to notice that Docker does not answer",
+                interval=1,
+            )
             assert len(rendered_servers(p)) == 2, "the last good upstreams stay while Docker is stalled"
         finally:
             socket_proxy.thaw()
         back = time.monotonic()
         waited = p.wait_serving(p.ids("app"), timeout=30)
-        record("stalled socket proxy: seconds from it answering again to the new replica served",
-               round(time.monotonic() - back, 2))
+        record(
+            "stalled socket proxy: seconds from it answering again to the new replica served",
+            round(time.monotonic() - back, 2),
+        )
         time.sleep(0.5)
     failures = load.failures()
     record("stalled socket proxy: requests failed", len(failures))
@@ -178,32 +195,75 @@ class App:
         engine.docker("network", "create", self.network)
         site = f"/{self.project}/conf.d"
         run(["docker", "exec", engine.name, "mkdir", "-p", site])
-        subprocess.run(["docker", "exec", "-i", engine.name, "sh", "-c", f"cat > {site}/default.conf"],
-                       input=SITE, text=True, check=True, timeout=60)
+        subprocess.run(
+            ["docker", "exec", "-i", engine.name, "sh", "-c", f"cat > {site}/default.conf"],
+            input=SITE,
+            text=True,
+            check=True,
+            timeout=60,
+        )
 
     def labels(self, service: str, number: int) -> list[str]:
-        return ["--label", f"com.docker.compose.project={self.project}",
-                "--label", f"com.docker.compose.service={service}",
-                "--label", f"com.docker.compose.container-number={number}",
-                "--label", "com.docker.compose.oneoff=False"]
+        return [
+            "--label",
+            f"com.docker.compose.project={self.project}",
+            "--label",
+            f"com.docker.compose.service={service}",
+            "--label",
+            f"com.docker.compose.container-number={number}",
+            "--label",
+            "com.docker.compose.oneoff=False",
+        ]
 
     def add(self) -> None:
         self.replicas += 1
         n = self.replicas
-        self.engine.docker("run", "-d", "--name", f"{self.project}-app-{n}", "--network", self.network,
-                           "--network-alias", "app", "--restart", "unless-stopped",
-                           *self.labels("app", n), BACKEND_IMAGE)
+        self.engine.docker(
+            "run",
+            "-d",
+            "--name",
+            f"{self.project}-app-{n}",
+            "--network",
+            self.network,
+            "--network-alias",
+            "app",
+            "--restart",
+            "unless-stopped",
+            *self.labels("app", n),
+            BACKEND_IMAGE,
+        )
 
     def start_proxy(self) -> None:
-        self.engine.docker("run", "-d", "--name", f"{self.project}-proxy-1", "--network", self.network,
-                           "-p", "8080:80", "--restart", "unless-stopped", *self.labels("proxy", 1),
-                           "-e", "DOCKER_HOST=unix:///var/run/host-docker/docker.sock",
-                           "-v", "/var/run:/var/run/host-docker:ro",
-                           "-v", f"/{self.project}/conf.d:/etc/nginx/conf.d", IMAGE)
+        self.engine.docker(
+            "run",
+            "-d",
+            "--name",
+            f"{self.project}-proxy-1",
+            "--network",
+            self.network,
+            "-p",
+            "8080:80",
+            "--restart",
+            "unless-stopped",
+            *self.labels("proxy", 1),
+            "-e",
+            "DOCKER_HOST=unix:///var/run/host-docker/docker.sock",
+            "-v",
+            "/var/run:/var/run/host-docker:ro",
+            "-v",
+            f"/{self.project}/conf.d:/etc/nginx/conf.d",
+            IMAGE,
+        )
 
     def ids(self) -> set[str]:
-        out = self.engine.docker("ps", "-q", "--filter", f"label=com.docker.compose.project={self.project}",
-                                 "--filter", "label=com.docker.compose.service=app").stdout
+        out = self.engine.docker(
+            "ps",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            "--filter",
+            "label=com.docker.compose.service=app",
+        ).stdout
         return set(out.split())
 
     def proxy_logs(self) -> str:
@@ -211,8 +271,9 @@ class App:
         return result.stdout + result.stderr
 
     def remove(self) -> None:
-        names = self.engine.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}",
-                                   check=False).stdout.split()
+        names = self.engine.docker(
+            "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}", check=False
+        ).stdout.split()
         if names:
             self.engine.docker("rm", "-f", *names, check=False)
         self.engine.docker("network", "rm", self.network, check=False)
@@ -273,15 +334,20 @@ def test_daemon_restart_with_live_restore_fails_no_request_and_events_are_follow
         record("nested dockerd restart (live-restore): seconds until it answers again", round(restart, 2))
         a.add()
         added = time.monotonic()
-        wait_for(lambda: load.served_by(len(load.snapshot()) - 20) == a.ids(), 20,
-                 "the replica added after the restart to be served", interval=0.1)
+        wait_for(
+            lambda: load.served_by(len(load.snapshot()) - 20) == a.ids(),
+            20,
+            "the replica added after the restart to be served",
+            interval=0.1,
+        )
         followed = time.monotonic() - added
         time.sleep(0.5)
     failures = load.failures()
     record("nested dockerd restart (live-restore): requests failed", len(failures))
     record("nested dockerd restart (live-restore): requests made", len(load.outcomes))
-    record("nested dockerd restart (live-restore): seconds from a replica's start to it being served",
-           round(followed, 2))
+    record(
+        "nested dockerd restart (live-restore): seconds from a replica's start to it being served", round(followed, 2)
+    )
     assert failures == [], failures[:5]
     # Within about a second of Docker answering again (slack for this noisy machine), not
     # after a backoff that grew while the daemon was down.
@@ -308,14 +374,15 @@ def test_daemon_restart_without_live_restore_everything_comes_back_with_all_upst
         back = time.monotonic()
         record("nested dockerd restart (no live-restore): seconds until it answers again", round(restart, 2))
         replicas = wait_for(lambda: len(a.ids()) == 2 and a.ids(), 60, "the replicas to be restarted")
-        wait_for(lambda: set(tally(port, 20)) == replicas, 60, "both restarted replicas to be served",
-                 interval=0.05)
-        record("nested dockerd restart (no live-restore): seconds from the daemon answering to all replicas served",
-               round(time.monotonic() - back, 2))
-        assert a.engine.docker("inspect", "-f", "{{.State.StartedAt}}", proxy).stdout != started, \
+        wait_for(lambda: set(tally(port, 20)) == replicas, 60, "both restarted replicas to be served", interval=0.05)
+        record(
+            "nested dockerd restart (no live-restore): seconds from the daemon answering to all replicas served",
+            round(time.monotonic() - back, 2),
+        )
+        assert a.engine.docker("inspect", "-f", "{{.State.StartedAt}}", proxy).stdout != started, (
             "the proxy was stopped with the daemon and started again by its restart policy"
+        )
         a.add()
-        wait_for(lambda: set(tally(port, 30)) == a.ids(), 20, "a replica added afterwards to be served",
-                 interval=0.05)
+        wait_for(lambda: set(tally(port, 30)) == a.ids(), 20, "a replica added afterwards to be served", interval=0.05)
     finally:
         a.engine.set_live_restore(True)

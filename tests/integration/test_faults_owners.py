@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from harness import IMAGE, PROXY, WEB, Project, get, run, wait_for
+from harness import IMAGE, PROXY, WEB, Project, get, run
 from harness import SITE as SITE_FOR
 
 SITE = SITE_FOR.format(upstream="web.upstream")

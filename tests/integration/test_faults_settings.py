@@ -64,20 +64,28 @@ def test_a_moved_run_dir_keeps_the_users_command_line_for_nginx_t(project) -> No
 
 
 def test_a_removed_path_variable_stops_the_container_with_one_line(project) -> None:
-    p = project(PROXY.replace("    volumes:\n", "    environment:\n      DYNAMIC_NGINX_USER_TEMPLATES: /srv/t\n"
-                              "    volumes:\n"))
+    p = project(
+        PROXY.replace("    volumes:\n", "    environment:\n      DYNAMIC_NGINX_USER_TEMPLATES: /srv/t\n    volumes:\n")
+    )
     p.compose("up", "-d", "proxy")
     code = wait_for(lambda: _exit_code(p.proxy_id()), 30, "the proxy to stop")
     assert code == "2"
     lines = [line for line in p.logs().splitlines() if "DYNAMIC_NGINX_USER_TEMPLATES" in line]
     # The first render says it; a watcher or reloader that supervisord started meanwhile may say it too.
-    assert lines and all(line.endswith(
-        ": ERROR: DYNAMIC_NGINX_USER_TEMPLATES='/srv/t' is no longer read: mount your templates at /etc/nginx/templates"
-    ) for line in lines), lines
+    assert lines and all(
+        line.endswith(
+            ": ERROR: DYNAMIC_NGINX_USER_TEMPLATES='/srv/t' is no longer read: mount your templates at /etc/nginx/templates"
+        )
+        for line in lines
+    ), lines
     assert "start worker process" not in p.logs()  # nginx never started
 
 
 def _exit_code(container: str) -> str:
-    state = subprocess.run(["docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container],
-                           capture_output=True, text=True, check=False).stdout.split()
+    state = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", container],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     return state[1] if state and state[0] == "exited" else ""

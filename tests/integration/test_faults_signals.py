@@ -13,10 +13,13 @@ from harness import IMAGE, PROXY, WEB, Load, Project, get, record, run, wait_for
 
 # The site reads a folder the reloader does not watch (/srv/extra), so an edit there reaches
 # nginx only through a signal: what the HUP tests need to tell a HUP's reload from the reloader's.
-COMPOSE = PROXY.replace(
-    "      - ./conf.d:/etc/nginx/conf.d\n",
-    "      - ./conf.d:/etc/nginx/conf.d\n      - ./extra:/srv/extra\n",
-) + WEB
+COMPOSE = (
+    PROXY.replace(
+        "      - ./conf.d:/etc/nginx/conf.d\n",
+        "      - ./conf.d:/etc/nginx/conf.d\n      - ./extra:/srv/extra\n",
+    )
+    + WEB
+)
 SITE = """
 server {
     listen 80;
@@ -229,8 +232,10 @@ def test_config_that_never_validates_stops_the_container_after_the_bound(project
     wait_for(lambda: "nginx cannot start until it is fixed" in p.logs(), 20, "the start-up check's line")
     started = time.monotonic()
     wait_for(lambda: exited(p), 60, "the proxy to stop")
-    record("config never valid: seconds from the first error until the container stopped",
-           round(time.monotonic() - started, 1))
+    record(
+        "config never valid: seconds from the first error until the container stopped",
+        round(time.monotonic() - started, 1),
+    )
     assert exited(p) == "exited 1"
     lines = [line for line in p.logs().splitlines() if "dynamic-nginx: stopping the container:" in line]
     assert len(lines) == 1, lines
@@ -238,18 +243,25 @@ def test_config_that_never_validates_stops_the_container_after_the_bound(project
     assert "/etc/nginx/conf.d/broken.conf:1" in lines[0]
 
 
-
 def test_a_program_that_keeps_dying_is_restarted_with_backoff_then_stops_the_container(project):
     p = site(project)
     # Break the reloader for good (as a bad disk or a broken upgrade would), then kill it:
     # every restart exits at once.
-    p.exec("sh", "-c", "f=/usr/lib/python3/dist-packages/dynamic_nginx/reloader.py;"
-                       " sed -i '1i import sys; sys.exit(3)' $f; rm -rf $(dirname $f)/__pycache__/reloader.*")
+    p.exec(
+        "sh",
+        "-c",
+        "f=/usr/lib/python3/dist-packages/dynamic_nginx/reloader.py;"
+        " sed -i '1i import sys; sys.exit(3)' $f; rm -rf $(dirname $f)/__pycache__/reloader.*",
+    )
     p.exec("sh", "-c", "kill -9 $(cat /run/dynamic-nginx/reloader.pid)")
     started = time.monotonic()
     with Load(p.port, clients=2, max_requests=20_000, max_seconds=90) as load:
-        wait_for(lambda: "dynamic-nginx: stopping the container:" in p.logs(), 80,
-                 "the container to stop after supervisord gives up on the reloader", interval=0.2)
+        wait_for(
+            lambda: "dynamic-nginx: stopping the container:" in p.logs(),
+            80,
+            "the container to stop after supervisord gives up on the reloader",
+            interval=0.2,
+        )
         gave_up = time.monotonic()
         wait_for(lambda: exited(p), 20, "the proxy to stop")
     stopped = gave_up - started
@@ -267,8 +279,10 @@ def test_a_program_that_keeps_dying_is_restarted_with_backoff_then_stops_the_con
     # time, on the load's clock: the stop that follows ends the load's connections).
     stamp = re.search(r"^(\S+ \S+),(\d+) INFO gave up: reloader", logs, re.M)
     assert stamp, "supervisord's FATAL line"
-    fatal_at = datetime.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S").replace(
-        tzinfo=datetime.timezone.utc).timestamp() + int(stamp.group(2)) / 1000
+    fatal_at = (
+        datetime.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.UTC).timestamp()
+        + int(stamp.group(2)) / 1000
+    )
     fatal_at += time.monotonic() - time.time()
     served = [o for o in load.snapshot() if o.at < fatal_at]
     assert served and all(o.status == 200 for o in served), [o for o in served if o.status != 200][:5]

@@ -12,6 +12,7 @@ import time
 
 from harness import PROXY, SITE, Project, get, rendered_servers, tally, wait_for
 
+
 def service(name: str, labels: dict[str, str] | None = None) -> str:
     """A backend service with labels, written so that YAML, compose's `$`
     interpolation and our str.format() all leave the values exactly as given."""
@@ -115,5 +116,8 @@ def test_malicious_labels_change_nothing_for_anyone_else(project):
     assert "pwned" not in rendered and "127.0.0.1:9" not in rendered
     logs = p.logs()
     for intruder in ("evil", "thief", "sneak", "odd"):
-        assert any(f"container {p.name}_{intruder}_1" in line or f"container {p.name}-{intruder}-1" in line
-                   for line in logs.splitlines() if "watcher: ERROR" in line), intruder
+        assert any(
+            f"container {p.name}_{intruder}_1" in line or f"container {p.name}-{intruder}-1" in line
+            for line in logs.splitlines()
+            if "watcher: ERROR" in line
+        ), intruder

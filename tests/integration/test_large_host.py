@@ -40,24 +40,49 @@ RESYNC_LINE = re.compile(r"sync \(listed\) took (\d+) ms")
 
 def start_fillers(p: Project, count: int) -> list[str]:
     def one(n: int) -> str:
-        return run([
-            "docker", "run", "-d", "--network", "none", "--name", f"{p.name}_filler_{n}",
-            "--label", f"com.docker.compose.project={p.name}",
-            "--label", "com.docker.compose.service=filler",
-            "--label", f"com.docker.compose.container-number={n}",
-            "--label", "com.docker.compose.oneoff=False",
-            "--label", "dynamic-nginx.enable=false",
-            "debian:trixie-slim", "sleep", "infinity",
-        ], timeout=120).stdout.strip()
+        return run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--name",
+                f"{p.name}_filler_{n}",
+                "--label",
+                f"com.docker.compose.project={p.name}",
+                "--label",
+                "com.docker.compose.service=filler",
+                "--label",
+                f"com.docker.compose.container-number={n}",
+                "--label",
+                "com.docker.compose.oneoff=False",
+                "--label",
+                "dynamic-nginx.enable=false",
+                "debian:trixie-slim",
+                "sleep",
+                "infinity",
+            ],
+            timeout=120,
+        ).stdout.strip()
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, range(count)))
 
 
 def remove_fillers(p: Project) -> None:
-    ids = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={p.name}",
-               "--filter", "label=com.docker.compose.service=filler"]).stdout.split()
-    for chunk in [ids[i:i + 25] for i in range(0, len(ids), 25)]:  # one at a time: see the module's docstring
+    ids = run(
+        [
+            "docker",
+            "ps",
+            "-aq",
+            "--filter",
+            f"label=com.docker.compose.project={p.name}",
+            "--filter",
+            "label=com.docker.compose.service=filler",
+        ]
+    ).stdout.split()
+    for chunk in [ids[i : i + 25] for i in range(0, len(ids), 25)]:  # one at a time: see the module's docstring
         run(["docker", "rm", "-f", *chunk], timeout=300, check=False)
 
 
@@ -88,10 +113,15 @@ def test_a_resync_with_500_containers_does_not_delay_a_stop(project):
                 wait_for(lambda: load.served_by(len(load.snapshot()) - 40) == set(replicas), 30, "both served")
                 time.sleep(0.3 + 0.17 * n)  # a different phase of the 1 s resync cycle each round
                 stopped = time.monotonic()
-                stopping = threading.Thread(target=subprocess.run, args=(["docker", "stop", "-t", "10", victim],),
-                                            kwargs={"capture_output": True, "timeout": 60})
+                stopping = threading.Thread(
+                    target=subprocess.run,
+                    args=(["docker", "stop", "-t", "10", victim],),
+                    kwargs={"capture_output": True, "timeout": 60},
+                )
                 stopping.start()
-                wait_for(lambda server=server: server not in rendered_servers(p), 30, f"{victim} removed", interval=0.01)
+                wait_for(
+                    lambda server=server: server not in rendered_servers(p), 30, f"{victim} removed", interval=0.01
+                )
                 delays.append(time.monotonic() - stopped)
                 stopping.join(60)
                 run(["docker", "start", victim])

@@ -13,9 +13,13 @@ import time
 from harness import PROXY, WEB, get, record, wait_for
 from longlived import GENERATION, SITE, in_thread, long_request, old_generations, start_all
 
-COMPOSE = PROXY + WEB + """  other:
+COMPOSE = (
+    PROXY
+    + WEB
+    + """  other:
     image: {backend}
 """
+)
 HOLD = 150  # seconds each connection lasts: more than the 2 minutes the events take
 EVENTS = 20
 EVENT_EVERY = 6.0  # seconds between scale events, so that they span 2 minutes
@@ -62,8 +66,9 @@ def test_a_long_request_an_sse_stream_and_a_websocket_outlive_20_scale_events(pr
 
 
 def test_the_oldest_generation_beyond_the_bound_is_ended_with_one_line(project):
-    compose = COMPOSE.replace("    volumes:\n", "    environment:\n      DYNAMIC_NGINX_MAX_OLD_GENERATIONS: 1\n"
-                                               "    volumes:\n", 1)
+    compose = COMPOSE.replace(
+        "    volumes:\n", "    environment:\n      DYNAMIC_NGINX_MAX_OLD_GENERATIONS: 1\n    volumes:\n", 1
+    )
     p = project(compose, {"conf.d/default.conf": SITE})
     p.up(web=1, other=1)
     p.wait_serving(p.ids("web"))

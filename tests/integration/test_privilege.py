@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from engines import BEHIND_SOCKET_PROXY, CONF_FOLDER, SocketProxy
 from harness import STATIC_SITE, Project, get, run, wait_for
 
@@ -96,8 +95,12 @@ def test_behind_an_allow_list_of_read_calls_scale_and_kill_are_followed_and_noth
     assert all(any(re.fullmatch(a, f"{m} {path}") for a in ALLOWED) for m, path, _ in seen)
     used = {(m, endpoint(path)) for m, path, _ in seen}
     # What the image needs, all seen: the unversioned ping, the event stream, the list and inspects.
-    assert {("GET", "/_ping"), ("GET", "/events"), ("GET", "/containers/json"),
-            ("GET", "/containers/{id}/json")} <= used, used
+    assert {
+        ("GET", "/_ping"),
+        ("GET", "/events"),
+        ("GET", "/containers/json"),
+        ("GET", "/containers/{id}/json"),
+    } <= used, used
     logs = p.logs()
     assert "refused" not in logs and "Traceback" not in logs, logs[-3000:]
 
@@ -176,19 +179,66 @@ def make_certs(folder: Path) -> None:
         subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
 
     # Python 3.13 verifies strictly (VERIFY_X509_STRICT): key usages and key identifiers are required.
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=test-ca", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash")
-    leaf = "keyUsage=critical,digitalSignature,keyEncipherment\nsubjectKeyIdentifier=hash\n" \
-           "authorityKeyIdentifier=keyid,issuer\n"
-    for name, cn, ext in (("server", "docker-api", "subjectAltName=DNS:docker-api\nextendedKeyUsage=serverAuth"),
-                          ("", "client", "extendedKeyUsage=clientAuth")):
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext",
+        "subjectKeyIdentifier=hash",
+    )
+    leaf = (
+        "keyUsage=critical,digitalSignature,keyEncipherment\nsubjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
+    for name, cn, ext in (
+        ("server", "docker-api", "subjectAltName=DNS:docker-api\nextendedKeyUsage=serverAuth"),
+        ("", "client", "extendedKeyUsage=clientAuth"),
+    ):
         prefix = f"{name}-" if name else ""
         (folder / f"{prefix}ext.cnf").write_text(leaf + ext + "\n")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{prefix}key.pem", "-out", f"{prefix}req.pem",
-                "-subj", f"/CN={cn}")
-        openssl("x509", "-req", "-in", f"{prefix}req.pem", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-                "-CAcreateserial", "-out", f"{prefix}cert.pem", "-days", "2", "-extfile", f"{prefix}ext.cnf")
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{prefix}key.pem",
+            "-out",
+            f"{prefix}req.pem",
+            "-subj",
+            f"/CN={cn}",
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{prefix}req.pem",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            f"{prefix}cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            f"{prefix}ext.cnf",
+        )
     for path in folder.iterdir():
         path.chmod(0o644)  # the watcher (uid 102) reads them; as certificates mounted for it must be
 
@@ -224,9 +274,12 @@ def test_docker_over_tcp_and_tls_serves_replicas_and_follows_a_scale(project, tm
     certs.mkdir()
     if tls:
         make_certs(certs)
-    compose = (OVER_TCP.replace("PORT", "2376" if tls else "2375").replace("CERTS", str(certs))
-               .replace("TLS", '"--tls", "/certs"' if tls else '"--allow", ".*"')
-               .replace("ENV\n", '      DOCKER_TLS_VERIFY: "1"\n      DOCKER_CERT_PATH: /certs\n' if tls else ""))
+    compose = (
+        OVER_TCP.replace("PORT", "2376" if tls else "2375")
+        .replace("CERTS", str(certs))
+        .replace("TLS", '"--tls", "/certs"' if tls else '"--allow", ".*"')
+        .replace("ENV\n", '      DOCKER_TLS_VERIFY: "1"\n      DOCKER_CERT_PATH: /certs\n' if tls else "")
+    )
     sockproxy = (Path(__file__).parent / "sockproxy.py").read_text()
     p = project(compose, {"conf.d/default.conf": SITE, "sockproxy/sockproxy.py": sockproxy})
     p.up(app=2)

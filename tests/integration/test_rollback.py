@@ -12,7 +12,6 @@ as the official image has: nothing this image made outside conf.d (such as
 from __future__ import annotations
 
 import pytest
-
 from harness import IMAGE, PROXY, SITE, WEB, Project, free_port, get, run, tally, wait_for
 
 
@@ -20,12 +19,28 @@ def rolled_back(p: Project) -> tuple[str, int]:
     """Start plain nginx on the proxy's conf.d, on the project's network; its container name and port."""
     name = f"{p.name}-plain"
     port = free_port()
-    run([
-        "docker", "run", "-d", "--name", name, "--network", f"{p.name}_default",
-        "-p", f"127.0.0.1:{port}:80", "--tmpfs", "/run",
-        "-v", f"{p.folder / 'conf.d'}:/etc/nginx/conf.d",
-        "--entrypoint", "nginx", IMAGE, "-g", "daemon off;",
-    ])
+    run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            f"{p.name}_default",
+            "-p",
+            f"127.0.0.1:{port}:80",
+            "--tmpfs",
+            "/run",
+            "-v",
+            f"{p.folder / 'conf.d'}:/etc/nginx/conf.d",
+            "--entrypoint",
+            "nginx",
+            IMAGE,
+            "-g",
+            "daemon off;",
+        ]
+    )
     return name, port
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from harness import PROXY, WEB, SITE, record, rendered_servers, tally, wait_for
+from harness import PROXY, SITE, WEB, record, rendered_servers, tally, wait_for
 
 REPLICAS = 300
 
@@ -38,8 +38,10 @@ def test_300_replicas_of_one_service_are_all_served(project):
     served = time.monotonic() - started
     # Once all are in, round robin: REPLICAS consecutive requests reach REPLICAS distinct replicas.
     window = tally(p.port, REPLICAS)
-    assert set(window) == ids, f"{len(set(window) & ids)} of {REPLICAS} in one window; other answers: " \
+    assert set(window) == ids, (
+        f"{len(set(window) & ids)} of {REPLICAS} in one window; other answers: "
         f"{ {k: v for k, v in window.items() if k not in ids} }"
+    )
     logs = p.logs()
     assert "ngx_slab_alloc" not in logs and "nginx -t failed" not in logs, logs[-2000:]
     record(f"scale 0->{REPLICAS}: seconds for `up --scale` itself", round(up, 1))

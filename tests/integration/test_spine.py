@@ -64,8 +64,9 @@ def test_scale_down_to_survivor_then_zero_then_back(project):
 
 
 def test_unchanged_config_with_service_dns_name_keeps_working_and_spreads(project):
-    compose = COMPOSE.replace("      - ./conf.d:/etc/nginx/conf.d\n",
-                              "      - ./conf.d:/etc/nginx/conf.d\n    depends_on: [web]\n")
+    compose = COMPOSE.replace(
+        "      - ./conf.d:/etc/nginx/conf.d\n", "      - ./conf.d:/etc/nginx/conf.d\n    depends_on: [web]\n"
+    )
     p = site_project(project, PLAIN_SITE, compose)
     p.up(web=1)
     p.wait_serving(p.ids("web"))
@@ -126,8 +127,9 @@ def test_first_answer_already_comes_from_a_replica(project):
     p.up("web", web=2)
     expected = set(p.ids("web"))
     p.up("proxy")
-    status, body = wait_for(lambda: (lambda r: r if r[0] else None)(get(p.port, timeout=2)), 20,
-                            "the proxy's first answer", interval=0.01)
+    status, body = wait_for(
+        lambda: (lambda r: r if r[0] else None)(get(p.port, timeout=2)), 20, "the proxy's first answer", interval=0.01
+    )
     assert status == 200 and body in expected, (status, body)
 
 
@@ -157,8 +159,7 @@ def test_every_program_logs_to_docker_logs(project):
         '"GET / HTTP/1.1" 200',  # nginx's access log
         "INFO spawned: 'nginx'",  # supervisord
     ]
-    wait_for(lambda: all(line in p.logs() for line in expected), 10,
-             f"all of {expected} in docker logs")
+    wait_for(lambda: all(line in p.logs() for line in expected), 10, f"all of {expected} in docker logs")
 
 
 def test_scale_to_ten_is_coalesced_into_few_reloads(project):

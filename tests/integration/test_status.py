@@ -14,10 +14,12 @@ STATUS_PORT_IN_CONTAINER = 8081
 
 def with_status(host_port: int, listen: str | None) -> str:
     """The harness's proxy, with the status port published on 127.0.0.1 and the listener set (or not)."""
-    text = PROXY.replace('ports: ["127.0.0.1:{port}:80"]',
-                         f'ports: ["127.0.0.1:{{port}}:80", "127.0.0.1:{host_port}:{STATUS_PORT_IN_CONTAINER}"]')
+    text = PROXY.replace(
+        'ports: ["127.0.0.1:{port}:80"]',
+        f'ports: ["127.0.0.1:{{port}}:80", "127.0.0.1:{host_port}:{STATUS_PORT_IN_CONTAINER}"]',
+    )
     if listen is not None:
-        text += f"    environment:\n      DYNAMIC_NGINX_STATUS_LISTEN: \"{listen}\"\n"
+        text += f'    environment:\n      DYNAMIC_NGINX_STATUS_LISTEN: "{listen}"\n'
     return text + WEB
 
 
@@ -50,7 +52,7 @@ def members(data: dict, upstream: str = "web.upstream") -> dict[str, dict]:
     return {m["id"][:12]: m for m in found[upstream]["members"]} if upstream in found else {}
 
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 
 
 def metric_samples(text: str) -> dict[tuple[str, str], float]:
@@ -68,14 +70,16 @@ def metric_samples(text: str) -> dict[tuple[str, str], float]:
 
 def test_status_json_metrics_and_page_follow_a_scale_change(project):
     status_port = free_port()
-    p: Project = project(with_status(status_port, str(STATUS_PORT_IN_CONTAINER)),
-                         {"conf.d/default.conf": SITE.format(upstream="web.upstream")})
+    p: Project = project(
+        with_status(status_port, str(STATUS_PORT_IN_CONTAINER)),
+        {"conf.d/default.conf": SITE.format(upstream="web.upstream")},
+    )
     p.up(web=2)
     two = p.ids("web")
     p.wait_serving(two)
     wait_for(lambda: listed(status_port) == set(two), 20, "status.json to list both replicas")
     data = status_json(status_port)
-    for short_id, m in members(data).items():
+    for m in members(data).values():
         assert m["state"] == "active" and m["service"] == "web" and m["project"] == p.name
         assert m["network"] == f"{p.name}_default"
         assert m["name"].startswith(f"{p.name}_web_") or m["name"].startswith(f"{p.name}-web-")

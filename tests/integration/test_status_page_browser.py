@@ -54,8 +54,10 @@ class Cells(HTMLParser):
 
 def test_the_page_in_chromium_shows_members_states_and_a_refused_reload(project, tmp_path: Path):
     status_port = free_port()
-    p: Project = project(with_status(status_port, str(STATUS_PORT_IN_CONTAINER)),
-                         {"conf.d/default.conf": SITE.format(upstream="web.upstream")})
+    p: Project = project(
+        with_status(status_port, str(STATUS_PORT_IN_CONTAINER)),
+        {"conf.d/default.conf": SITE.format(upstream="web.upstream")},
+    )
     p.up(web=2)
     p.wait_serving(p.ids("web"))
     p.up(web=3)  # a reload that succeeds

@@ -63,8 +63,9 @@ def test_one_at_a_time_rollout_under_load_loses_nothing_and_never_stalls(project
     p.wait_serving(old)
     with Load(p.port, clients=4) as load:
         # What rollout tools for compose do: one more, wait, stop an old one, repeat.
-        result = run(["bash", str(ROOT / "scripts" / "rollout"), "-p", p.name, "-f", str(p.compose_file), "web"],
-                     timeout=300)
+        result = run(
+            ["bash", str(ROOT / "scripts" / "rollout"), "-p", p.name, "-f", str(p.compose_file), "web"], timeout=300
+        )
         new = p.ids("web")
         mark = len(load.snapshot())
         wait_for(lambda: load.served_by(mark) == set(new), 20, "the new replicas")
@@ -95,9 +96,13 @@ def test_only_healthy_replicas_serve(project):
 
 
 def test_health_gating_opt_out_serves_while_starting(project):
-    compose = COMPOSE + HEALTHY_WHEN_FILE + """    labels:
+    compose = (
+        COMPOSE
+        + HEALTHY_WHEN_FILE
+        + """    labels:
       dynamic-nginx.health_gating: "false"
 """
+    )
     p = make(project, compose)
     p.up(web=1)
     p.wait_serving(p.ids("web"))
@@ -134,16 +139,22 @@ def test_scale_1_to_20_serves_all_with_at_most_3_reloads(project):
 
 
 def test_restarted_by_its_restart_policy_comes_back(project):
-    compose = COMPOSE + """    restart: always
+    compose = (
+        COMPOSE
+        + """    restart: always
 """
+    )
     p = make(project, compose)
     p.up(web=2)
     first, second = p.ids("web")
     p.wait_serving([first, second])
     # The process exits by itself: die, then the policy's start.
     run(["docker", "exec", first, "python3", "-c", "import os, signal; os.kill(1, signal.SIGTERM)"])
-    wait_for(lambda: run(["docker", "inspect", "-f", "{{.RestartCount}}", first]).stdout.strip() != "0",
-             20, "the restart policy to restart it")
+    wait_for(
+        lambda: run(["docker", "inspect", "-f", "{{.RestartCount}}", first]).stdout.strip() != "0",
+        20,
+        "the restart policy to restart it",
+    )
     p.wait_serving([first, second])
 
 
@@ -180,8 +191,10 @@ def test_force_recreate_replaces_every_replica_at_once(project):
     record("force-recreate of 3 replicas under load: failed requests", len(failures))
     record("force-recreate of 3 replicas under load: requests", len(load.outcomes))
     if failures:
-        record("force-recreate of 3 replicas under load: seconds of failures",
-               round(max(o.at for o in failures) - min(o.at for o in failures), 2))
+        record(
+            "force-recreate of 3 replicas under load: seconds of failures",
+            round(max(o.at for o in failures) - min(o.at for o in failures), 2),
+        )
     assert statuses <= {502, 503}, statuses
 
 
@@ -191,8 +204,9 @@ def shutting_down_workers(p: Project) -> int:
 
 
 def test_old_worker_generations_are_bounded_by_worker_shutdown_timeout(project):
-    compose = COMPOSE.replace("    volumes:\n", "    environment:\n      DYNAMIC_NGINX_WORKER_SHUTDOWN_TIMEOUT: 2s\n"
-                                               "    volumes:\n", 1)
+    compose = COMPOSE.replace(
+        "    volumes:\n", "    environment:\n      DYNAMIC_NGINX_WORKER_SHUTDOWN_TIMEOUT: 2s\n    volumes:\n", 1
+    )
     p = make(project, compose)
     p.up(web=1)
     p.wait_serving(p.ids("web"))
@@ -209,8 +223,11 @@ def test_old_worker_generations_are_bounded_by_worker_shutdown_timeout(project):
 
 
 def test_a_replica_joins_once_its_port_accepts_connections(project):
-    compose = COMPOSE + """    command: ["sh", "-c", "sleep 2; exec python3 -u /app.py"]
+    compose = (
+        COMPOSE
+        + """    command: ["sh", "-c", "sleep 2; exec python3 -u /app.py"]
 """
+    )
     p = make(project, compose)
     p.up(web=1)
     p.wait_serving(p.ids("web"), timeout=30)

@@ -18,7 +18,7 @@ class APIError(Exception):
     """What docker-py raises for an HTTP error: the status is on `status_code`."""
 
     def __init__(self, status_code: int):
-        super().__init__(f"{status_code} Server Error: Internal Server Error (\"oops\")")
+        super().__init__(f'{status_code} Server Error: Internal Server Error ("oops")')
         self.status_code = status_code
 
 
@@ -66,14 +66,16 @@ class FakeDocker:
                 continue
             health = {None: "", "starting": " (health: starting)"}.get(r.health, f" ({r.health})")
             status = "Up 5 minutes (Paused)" if r.state == "paused" else f"Up 5 minutes{health}"
-            listed.append({
-                "Id": container_id,
-                "Names": [f"/{r.name}"],
-                "Labels": self._labels(r),
-                "State": r.state,
-                "Status": status,
-                "NetworkSettings": {"Networks": _networks(r)},
-            })
+            listed.append(
+                {
+                    "Id": container_id,
+                    "Names": [f"/{r.name}"],
+                    "Labels": self._labels(r),
+                    "State": r.state,
+                    "Status": status,
+                    "NetworkSettings": {"Networks": _networks(r)},
+                }
+            )
         return listed
 
     def inspect_container(self, container_id: str) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import signal
 import subprocess
-import shutil
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import labels as L
-from dynamic_nginx.model import Container, Model, Proxy
 from dynamic_nginx.marker import RECORD
+from dynamic_nginx.model import Container, Model, Proxy
 from dynamic_nginx.nginx import children
 from dynamic_nginx.settings import Settings
 

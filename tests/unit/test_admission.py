@@ -39,7 +39,9 @@ def leaving(clock: Clock) -> Leaving:
         pytest.param(0.0, 1.0, True, id="a zero grace period: due after the margin"),
     ],
 )
-def test_a_replica_is_due_back_after_its_grace_period_and_a_margin(grace: float | None, after: float, due: bool) -> None:
+def test_a_replica_is_due_back_after_its_grace_period_and_a_margin(
+    grace: float | None, after: float, due: bool
+) -> None:
     clock = Clock()
     policy = leaving(clock)
     policy.kill(A, "shop-web-1", "SIGTERM", grace)
@@ -111,8 +113,14 @@ def starts(policy: Flapping, clock: Clock, every: float, count: int, container: 
         pytest.param(
             1.0,
             6,
-            [None, None, Hold(2.0, 3, 30.0, True), Hold(4.0, 4, 30.0, False), Hold(8.0, 5, 30.0, False),
-             Hold(8.0, 6, 30.0, False)],
+            [
+                None,
+                None,
+                Hold(2.0, 3, 30.0, True),
+                Hold(4.0, 4, 30.0, False),
+                Hold(8.0, 5, 30.0, False),
+                Hold(8.0, 6, 30.0, False),
+            ],
             id="each further start doubles the hold, up to its maximum",
         ),
         pytest.param(16.0, 4, [None, None, None, None], id="starts further apart than the window never flap"),
@@ -214,8 +222,11 @@ def test_a_replica_past_its_grace_period_leaves_the_stopping_set(
     with caplog.at_level("INFO", logger="watcher"):
         view.log_back(over)
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == (["shop-web-1 still runs 1.0 s after SIGTERM, past its 0 s stop grace period: back in its upstreams"]
-                     if logged else [])
+    assert lines == (
+        ["shop-web-1 still runs 1.0 s after SIGTERM, past its 0 s stop grace period: back in its upstreams"]
+        if logged
+        else []
+    )
 
 
 def kill(signal: str) -> E.Event:
@@ -228,22 +239,31 @@ def kill(signal: str) -> E.Event:
         pytest.param(
             [kill("15")],
             "",
-            ["shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
-             " (back if Docker still runs it after its 10 s stop grace period)"],
+            [
+                "shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
+                " (back if Docker still runs it after its 10 s stop grace period)"
+            ],
             id="docker stop: one line naming the container and the signal",
         ),
         pytest.param([kill("3")], "", [], id="a thread dump (QUIT): nothing"),
         pytest.param([kill("1")], "", [], id="a reload (HUP): nothing"),
-        pytest.param([kill("15"), kill("9")], "", [
-            "shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
-            " (back if Docker still runs it after its 10 s stop grace period)"
-        ], id="SIGKILL at the end of the grace period: no second line"),
+        pytest.param(
+            [kill("15"), kill("9")],
+            "",
+            [
+                "shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
+                " (back if Docker still runs it after its 10 s stop grace period)"
+            ],
+            id="SIGKILL at the end of the grace period: no second line",
+        ),
         pytest.param(
             [kill("15"), E.Event("container", "start", A, {"name": "shop-web-1"})],
             "",
-            ["shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
-             " (back if Docker still runs it after its 10 s stop grace period)",
-             "shop-web-1 started again: back in its upstreams"],
+            [
+                "shop-web-1 received SIGTERM, the signal Docker stops it with: out of its upstreams"
+                " (back if Docker still runs it after its 10 s stop grace period)",
+                "shop-web-1 started again: back in its upstreams",
+            ],
             id="docker restart: out, then back",
         ),
         pytest.param(

@@ -37,9 +37,7 @@ def test_an_upstream_whose_last_reference_went_away_disappears(tmp_path: Path) -
     after = model.build([], proxy(), scan(tmp_path))
     assert after.upstreams == ()
     (tmp_path / "site.conf").write_text(USER.replace("kept", "gone"))
-    assert [(u.name, u.servers) for u in model.build([], proxy(), scan(tmp_path)).upstreams] == [
-        ("gone.upstream", ())
-    ]
+    assert [(u.name, u.servers) for u in model.build([], proxy(), scan(tmp_path)).upstreams] == [("gone.upstream", ())]
 
 
 def named(count: int) -> dict[str, str]:
@@ -54,12 +52,18 @@ def test_up_to_the_per_container_cap_is_served() -> None:
 @pytest.mark.parametrize(
     ("labels", "says"),
     [
-        pytest.param(named(L.MAX_UPSTREAMS_PER_CONTAINER + 1),
-                     f"put it into {L.MAX_UPSTREAMS_PER_CONTAINER + 1} upstreams, more than the "
-                     f"{L.MAX_UPSTREAMS_PER_CONTAINER} allowed per container", id="one upstream too many"),
+        pytest.param(
+            named(L.MAX_UPSTREAMS_PER_CONTAINER + 1),
+            f"put it into {L.MAX_UPSTREAMS_PER_CONTAINER + 1} upstreams, more than the "
+            f"{L.MAX_UPSTREAMS_PER_CONTAINER} allowed per container",
+            id="one upstream too many",
+        ),
         pytest.param(named(20_000), "dynamic-nginx.* labels, more than the", id="the issue's 20,000 labels"),
-        pytest.param({"dynamic-nginx.weight": "1" * (L.MAX_VALUE + 1)}, f"at most {L.MAX_VALUE} characters",
-                     id="a label value too long"),
+        pytest.param(
+            {"dynamic-nginx.weight": "1" * (L.MAX_VALUE + 1)},
+            f"at most {L.MAX_VALUE} characters",
+            id="a label value too long",
+        ),
     ],
 )
 def test_a_container_over_a_cap_is_left_out_with_one_line(labels: dict[str, str], says: str) -> None:

@@ -210,12 +210,21 @@ def labelled(action: str, container: str, **labels: str) -> E.Event:
 @pytest.mark.parametrize(
     ("event_", "scope", "relevant"),
     [
-        pytest.param(labelled("start", "new", **{"com.docker.compose.project": "shop"}), "project", True, id="ours starts"),
-        pytest.param(labelled("start", "new", **{"com.docker.compose.project": "other"}), "project", False,
-                     id="another project's start: no wake-up, no burst"),
-        pytest.param(labelled("start", "new", **{"dynamic-nginx.enable": "true"}), "all", True, id="opted in, scope all"),
-        pytest.param(labelled("start", "new", **{"dynamic-nginx.enable": "true"}), "project", False,
-                     id="opted in, scope project"),
+        pytest.param(
+            labelled("start", "new", **{"com.docker.compose.project": "shop"}), "project", True, id="ours starts"
+        ),
+        pytest.param(
+            labelled("start", "new", **{"com.docker.compose.project": "other"}),
+            "project",
+            False,
+            id="another project's start: no wake-up, no burst",
+        ),
+        pytest.param(
+            labelled("start", "new", **{"dynamic-nginx.enable": "true"}), "all", True, id="opted in, scope all"
+        ),
+        pytest.param(
+            labelled("start", "new", **{"dynamic-nginx.enable": "true"}), "project", False, id="opted in, scope project"
+        ),
         pytest.param(labelled("die", A), "project", True, id="a listed container, whatever its labels say"),
         pytest.param(event("connect", "network", container=A), "project", True, id="a listed one's network"),
         pytest.param(event("connect", "network", container="new"), "project", False, id="an unlisted one's network"),

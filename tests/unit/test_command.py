@@ -23,26 +23,46 @@ D = "daemon off;"
         pytest.param(["nginx", "-c", "/srv/n.conf"], True, "/srv/n.conf", ["-c", "/srv/n.conf"], "", id="-c path"),
         pytest.param(["nginx", "-c/srv/n.conf"], True, "/srv/n.conf", ["-c", "/srv/n.conf"], "", id="-cpath"),
         pytest.param(
-            ["nginx", "-c", "my.conf"], True, "/usr/share/nginx/my.conf", ["-c", "my.conf"], "",
+            ["nginx", "-c", "my.conf"],
+            True,
+            "/usr/share/nginx/my.conf",
+            ["-c", "my.conf"],
+            "",
             id="relative -c: against the compiled prefix, not the working directory",
         ),
         pytest.param(
-            ["nginx", "-p", "/srv", "-c", "my.conf"], True, "/srv/my.conf", ["-p", "/srv", "-c", "my.conf"], "",
+            ["nginx", "-p", "/srv", "-c", "my.conf"],
+            True,
+            "/srv/my.conf",
+            ["-p", "/srv", "-c", "my.conf"],
+            "",
             id="relative -c with -p (no trailing slash)",
         ),
         pytest.param(
-            ["nginx", "-c", "my.conf", "-p/srv/"], True, "/srv/my.conf", ["-p", "/srv/", "-c", "my.conf"], "",
+            ["nginx", "-c", "my.conf", "-p/srv/"],
+            True,
+            "/srv/my.conf",
+            ["-p", "/srv/", "-c", "my.conf"],
+            "",
             id="-p after -c still counts",
         ),
         pytest.param(
             ["nginx", "-c", "/a.conf", "-c", "/b.conf"], True, "/b.conf", ["-c", "/b.conf"], "", id="the last -c wins"
         ),
         pytest.param(
-            ["nginx", "-g", "worker_processes 2;", "-g", D], True, "/etc/nginx/nginx.conf", ["-g", D], "",
+            ["nginx", "-g", "worker_processes 2;", "-g", D],
+            True,
+            "/etc/nginx/nginx.conf",
+            ["-g", D],
+            "",
             id="-g repeated: nginx reads only the last",
         ),
         pytest.param(
-            ["nginx", "-e", "stderr", "-g", D], True, "/etc/nginx/nginx.conf", ["-e", "stderr", "-g", D], "",
+            ["nginx", "-e", "stderr", "-g", D],
+            True,
+            "/etc/nginx/nginx.conf",
+            ["-e", "stderr", "-g", D],
+            "",
             id="-e",
         ),
         pytest.param(["nginx", "-q", "-g", D], True, "/etc/nginx/nginx.conf", ["-g", D], "", id="-q is no config"),
@@ -57,16 +77,34 @@ D = "daemon off;"
         pytest.param(["nginx", "-?"], False, "/etc/nginx/nginx.conf", [], "", id="-?"),
         pytest.param(["nginx", "-s", "reload"], False, "/etc/nginx/nginx.conf", [], "", id="-s reload"),
         pytest.param(["nginx", "-sstop"], False, "/etc/nginx/nginx.conf", [], "", id="-sstop"),
-        pytest.param(["nginx", "-g", "pid /x; #-t"], True, "/etc/nginx/nginx.conf", ["-g", "pid /x; #-t"], "",
-                     id="a value that looks like a flag"),
+        pytest.param(
+            ["nginx", "-g", "pid /x; #-t"],
+            True,
+            "/etc/nginx/nginx.conf",
+            ["-g", "pid /x; #-t"],
+            "",
+            id="a value that looks like a flag",
+        ),
         pytest.param(["nginx", "-"], True, "/etc/nginx/nginx.conf", [], "", id="a lone dash is nothing"),
         pytest.param(["nginx", "-x"], False, "/etc/nginx/nginx.conf", [], 'invalid option: "x"', id="unknown flag"),
         pytest.param(["nginx", "--"], False, "/etc/nginx/nginx.conf", [], 'invalid option: "-"', id="--"),
         pytest.param(["nginx", "foo"], False, "/etc/nginx/nginx.conf", [], 'invalid option: "foo"', id="no option"),
-        pytest.param(["nginx", "-c"], False, "/etc/nginx/nginx.conf", [], 'option "-c" requires a value',
-                     id="-c without its value"),
-        pytest.param(["nginx", "-g", D, "-p"], False, "/etc/nginx/nginx.conf", ["-g", D],
-                     'option "-p" requires a value', id="-p without its value"),
+        pytest.param(
+            ["nginx", "-c"],
+            False,
+            "/etc/nginx/nginx.conf",
+            [],
+            'option "-c" requires a value',
+            id="-c without its value",
+        ),
+        pytest.param(
+            ["nginx", "-g", D, "-p"],
+            False,
+            "/etc/nginx/nginx.conf",
+            ["-g", D],
+            'option "-p" requires a value',
+            id="-p without its value",
+        ),
     ],
 )
 def test_parse(argv: list[str], serves: bool, conf: str, options: list[str], error: str) -> None:
@@ -97,7 +135,12 @@ def test_conf_is_the_file_nginx_loads(tmp_path: Path, shape: list[str]) -> None:
     options = [part.format(tmp=tmp_path) for part in shape]
     parsed = parse([str(NGINX), *options])
     result = subprocess.run(
-        [str(NGINX), *parsed.config_options, "-t"], capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path
+        [str(NGINX), *parsed.config_options, "-t"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
     )
     named = re.findall(r"configuration file (\S+) test", result.stderr)
     assert named and Path(named[-1]).resolve() == Path(parsed.conf).resolve(), result.stderr
@@ -132,20 +175,32 @@ T = "worker_shutdown_timeout 3s;"
         pytest.param(["nginx", "-g", D], "3s", "", ["nginx", "-g", f"{D} {T}"], id="added to -g"),
         pytest.param(["nginx", f"-g{D}"], "3s", "", ["nginx", f"-g{D} {T}"], id="added to a glued -g"),
         pytest.param(
-            ["nginx", "-g", "worker_processes 2;", "-g", D], "3s", "",
-            ["nginx", "-g", "worker_processes 2;", "-g", f"{D} {T}"], id="added to the last -g, the one nginx reads",
+            ["nginx", "-g", "worker_processes 2;", "-g", D],
+            "3s",
+            "",
+            ["nginx", "-g", "worker_processes 2;", "-g", f"{D} {T}"],
+            id="added to the last -g, the one nginx reads",
         ),
         pytest.param(["nginx"], "3s", "", ["nginx", "-g", T], id="a -g of its own when there is none"),
         pytest.param(
-            ["nginx", "-g", "worker_shutdown_timeout 9s;"], "3s", "", ["nginx", "-g", "worker_shutdown_timeout 9s;"],
+            ["nginx", "-g", "worker_shutdown_timeout 9s;"],
+            "3s",
+            "",
+            ["nginx", "-g", "worker_shutdown_timeout 9s;"],
             id="the command sets it",
         ),
         pytest.param(
-            ["nginx", "-g", D], "3s", "worker_shutdown_timeout 9s;\nevents {}\n", ["nginx", "-g", D],
+            ["nginx", "-g", D],
+            "3s",
+            "worker_shutdown_timeout 9s;\nevents {}\n",
+            ["nginx", "-g", D],
             id="the configuration sets it",
         ),
         pytest.param(
-            ["nginx", "-g", D], "3s", "# worker_shutdown_timeout 9s;\n", ["nginx", "-g", f"{D} {T}"],
+            ["nginx", "-g", D],
+            "3s",
+            "# worker_shutdown_timeout 9s;\n",
+            ["nginx", "-g", f"{D} {T}"],
             id="commented out in the configuration",
         ),
     ],
@@ -166,7 +221,8 @@ def test_nginx_command_reads_the_configuration_the_command_names(tmp_path: Path)
     environ = {"DYNAMIC_NGINX_WORKER_SHUTDOWN_TIMEOUT": "3s"}
     assert command.nginx_command(["nginx", "-c", str(conf)], environ) == ["nginx", "-c", str(conf)]
     assert command.nginx_command(["nginx", "-p", str(tmp_path), "-c", "nginx.conf"], environ)[-2:] == [
-        "-c", "nginx.conf"
+        "-c",
+        "nginx.conf",
     ]
     assert command.nginx_command(["nginx", "-c", str(tmp_path / "other.conf")], environ)[-1] == T
 
@@ -175,8 +231,11 @@ def test_nginx_command_reads_the_configuration_the_command_names(tmp_path: Path)
     ("content", "argv"),
     [
         pytest.param(b"nginx\0-g\0daemon off;\0", ["nginx", "-g", D], id="as it is recorded"),
-        pytest.param(b"nginx\0-g\0daemon off;\nerror_log stderr;\0", ["nginx", "-g", "daemon off;\nerror_log stderr;"],
-                     id="newlines inside an argument survive"),
+        pytest.param(
+            b"nginx\0-g\0daemon off;\nerror_log stderr;\0",
+            ["nginx", "-g", "daemon off;\nerror_log stderr;"],
+            id="newlines inside an argument survive",
+        ),
         pytest.param(b"nginx-debug", ["nginx-debug"], id="no trailing NUL"),
         pytest.param(b"", ["nginx", "-g", D], id="empty file: the image's CMD"),
         pytest.param(None, ["nginx", "-g", D], id="no file: the image's CMD"),

@@ -15,10 +15,14 @@ DEFAULTS = L.ServerOptions(max_fails=1, fail_timeout="1s")
     [
         pytest.param({}, "max_fails=1 fail_timeout=1s", id="defaults fill unset parameters"),
         pytest.param({"dynamic-nginx.max_fails": "0"}, "max_fails=0 fail_timeout=1s", id="a label overrides one"),
-        pytest.param({"dynamic-nginx.fail_timeout": "30s", "dynamic-nginx.weight": "2"},
-                     "weight=2 max_fails=1 fail_timeout=30s", id="labels and defaults together"),
-        pytest.param({"dynamic-nginx.admin.port": "9000"}, "max_fails=1 fail_timeout=1s",
-                     id="named upstreams get them too"),
+        pytest.param(
+            {"dynamic-nginx.fail_timeout": "30s", "dynamic-nginx.weight": "2"},
+            "weight=2 max_fails=1 fail_timeout=30s",
+            id="labels and defaults together",
+        ),
+        pytest.param(
+            {"dynamic-nginx.admin.port": "9000"}, "max_fails=1 fail_timeout=1s", id="named upstreams get them too"
+        ),
     ],
 )
 def test_defaults(labels: dict[str, str], parameters: str) -> None:

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import lastgood, write
+from dynamic_nginx.batching import RETRY_WRITE
 from dynamic_nginx.marker import MARKER, RECORD, TEMP_PREFIX
 from dynamic_nginx.nginx import Nginx
-from dynamic_nginx.reloader import Reloader
-from dynamic_nginx.batching import RETRY_WRITE
 from dynamic_nginx.rebuild import Output
+from dynamic_nginx.reloader import Reloader
 from dynamic_nginx.view import DockerView
 from support import needs_nginx, nginx_command, proxy, settings_in
 
@@ -63,8 +63,10 @@ def test_sync_reports_a_file_it_cannot_write_without_raising(tmp_path: Path) -> 
     folder = blocked_folder(tmp_path)
     changes = write.sync(folder, {"site.conf": GOOD})
     assert not changes
-    assert changes.failed == (f"cannot write {folder}/site.conf: [Errno 20] Not a directory",
-                              f"cannot list {folder}: [Errno 20] Not a directory")
+    assert changes.failed == (
+        f"cannot write {folder}/site.conf: [Errno 20] Not a directory",
+        f"cannot list {folder}: [Errno 20] Not a directory",
+    )
 
 
 def test_a_write_that_fails_halfway_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -92,8 +94,7 @@ def test_the_watcher_logs_a_failed_write_once_and_retries_until_it_works(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == [
         f"cannot list {folder}: [Errno 20] Not a directory; nginx keeps its current configuration; retrying",
-        f"cannot write {folder}/site.conf: [Errno 20] Not a directory; "
-        "nginx keeps its current configuration; retrying",
+        f"cannot write {folder}/site.conf: [Errno 20] Not a directory; nginx keeps its current configuration; retrying",
     ]
     assert retries.get(timeout=10) == "retry"  # a timed retry: no Docker event needed
 
@@ -127,8 +128,9 @@ def test_an_unwritable_store_of_good_copies_does_not_fail_the_test(
     assert lastgood.test_and_repair(nginx, copies, logging.getLogger("reloader")).ok
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings  # once, not at every reload
-    assert warnings[0].startswith(f"cannot keep last good copies in {store}: [Errno 20] Not a directory; "
-                                  "reloading anyway")
+    assert warnings[0].startswith(
+        f"cannot keep last good copies in {store}: [Errno 20] Not a directory; reloading anyway"
+    )
 
 
 @needs_nginx
@@ -224,7 +226,12 @@ def test_the_reloader_polls_when_inotify_cannot_be_had() -> None:
     os.chown(folder, UID, UID)
     done = subprocess.run(
         [sys.executable, "-c", NO_INOTIFY, str(folder)],
-        user=UID, group=UID, extra_groups=[], capture_output=True, text=True, timeout=60,
+        user=UID,
+        group=UID,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert done.returncode == 0, done.stderr

@@ -209,9 +209,7 @@ def changed(**fields: Any) -> Container:
     [
         pytest.param(INSPECT, INSPECTED, id="compose replica: name without slash, tcp ports only"),
         pytest.param(edited(("Config", "Labels"), None), changed(labels={}), id="Labels null"),
-        pytest.param(
-            edited(("Config", "ExposedPorts"), None), changed(exposed_ports=()), id="ExposedPorts null"
-        ),
+        pytest.param(edited(("Config", "ExposedPorts"), None), changed(exposed_ports=()), id="ExposedPorts null"),
         pytest.param(
             edited(("Config", "ExposedPorts"), {"53/udp": {}, "443/sctp": {}, "8443": {}}),
             changed(exposed_ports=(8443,)),
@@ -301,4 +299,3 @@ def test_is_not_found(error: BaseException, expected: bool) -> None:
 )
 def test_is_listed_matches_the_list_filters(labels: dict[str, str], project: str, opted_in: bool, listed: bool) -> None:
     assert D.is_listed(labels, project, opted_in) is listed
-

@@ -59,9 +59,7 @@ def message(kind: str, action: str, actor_id: str, **attributes: str) -> dict[st
         ),
         pytest.param(
             message("network", "connect", NET_ID, container=WEB_ID, name="shop_default", type="bridge"),
-            Event(
-                "network", "connect", WEB_ID, {"container": WEB_ID, "name": "shop_default", "type": "bridge"}
-            ),
+            Event("network", "connect", WEB_ID, {"container": WEB_ID, "name": "shop_default", "type": "bridge"}),
             id="network connect names the container, not the network",
         ),
         pytest.param(
@@ -86,9 +84,7 @@ def message(kind: str, action: str, actor_id: str, **attributes: str) -> dict[st
         pytest.param(message("image", "pull", "nginx:1.27", name="nginx"), None, id="image pull ignored"),
         pytest.param(message("image", "delete", "sha256:ab12"), None, id="image delete ignored"),
         pytest.param(message("volume", "mount", "data", container=WEB_ID), None, id="volume event ignored"),
-        pytest.param(
-            message("network", "create", NET_ID, name="shop_default"), None, id="network create ignored"
-        ),
+        pytest.param(message("network", "create", NET_ID, name="shop_default"), None, id="network create ignored"),
         pytest.param({}, None, id="empty message"),
     ],
 )
@@ -124,8 +120,9 @@ def kill(signal_attribute: str | None, container_id: str = WEB_ID) -> Event:
     return Event("container", "kill", container_id, attributes)
 
 
-QUIT, INT, HUP, WINCH, USR2 = (str(int(s)) for s in (signal.SIGQUIT, signal.SIGINT, signal.SIGHUP, signal.SIGWINCH,
-                                                      signal.SIGUSR2))
+QUIT, INT, HUP, WINCH, USR2 = (
+    str(int(s)) for s in (signal.SIGQUIT, signal.SIGINT, signal.SIGHUP, signal.SIGWINCH, signal.SIGUSR2)
+)
 
 
 @pytest.mark.parametrize(
@@ -154,9 +151,7 @@ QUIT, INT, HUP, WINCH, USR2 = (str(int(s)) for s in (signal.SIGQUIT, signal.SIGI
         pytest.param(kill(None), "", False, id="no signal attribute"),
         pytest.param(kill("bogus"), "SIGTERM", False, id="unreadable signal"),
         pytest.param(Event("container", "die", WEB_ID, {"signal": "15"}), "", False, id="die is not a kill"),
-        pytest.param(
-            Event("network", "kill", WEB_ID, {"signal": "15"}), "", False, id="not a container event"
-        ),
+        pytest.param(Event("network", "kill", WEB_ID, {"signal": "15"}), "", False, id="not a container event"),
     ],
 )
 def test_is_terminating(event: Event, stop_signal: str, terminating: bool) -> None:

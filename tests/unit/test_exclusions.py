@@ -44,14 +44,20 @@ def reason_of(built: model.Model, name: str) -> str | None:
         pytest.param(
             container(labels={P + "weight": "heavy"}), [], {}, "label_invalid:dynamic-nginx.weight", id="a bad label"
         ),
-        pytest.param(container(networks={"elsewhere": "10.0.0.2"}), [], {}, "no_shared_network", id="no shared network"),
+        pytest.param(
+            container(networks={"elsewhere": "10.0.0.2"}), [], {}, "no_shared_network", id="no shared network"
+        ),
         pytest.param(
             container(labels={P + "network": "elsewhere"}), [], {}, "no_shared_network", id="network label not shared"
         ),
         pytest.param(container(networks={NETWORK: "fd00::2"}), [], {}, "no_ipv4_address", id="IPv6 only"),
         pytest.param(container(exposed=(8000, 9000)), [], {}, "port_ambiguous", id="several ports, none 80"),
         pytest.param(
-            container(labels={P + "upstream": "api"}), [API], {}, "upstream_owned_by:api", id="another service's upstream"
+            container(labels={P + "upstream": "api"}),
+            [API],
+            {},
+            "upstream_owned_by:api",
+            id="another service's upstream",
         ),
         pytest.param(
             container("lone-1", project="other", labels={P + "enable": "true"}),
@@ -76,7 +82,9 @@ def reason_of(built: model.Model, name: str) -> str | None:
         ),
     ],
 )
-def test_exclusion_reasons(target: Container, others: list[Container], options: dict[str, object], reason: str | None) -> None:
+def test_exclusion_reasons(
+    target: Container, others: list[Container], options: dict[str, object], reason: str | None
+) -> None:
     built = model.build([target, *others], proxy(), **options)  # type: ignore[arg-type]
     assert reason_of(built, target.name) == reason
     served = {s.container.id for u in built.upstreams for s in u.servers}

@@ -21,8 +21,8 @@ from dynamic_nginx.filewatch import FilePoller, FileWatch
 from dynamic_nginx.generations import Keeper
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.reloader import Reloader
-from dynamic_nginx.template_watch import TEMPLATES_CHANGED, TemplateWatch
 from dynamic_nginx.settings import Wait
+from dynamic_nginx.template_watch import TEMPLATES_CHANGED, TemplateWatch
 from support import settings_in
 from watchdog.events import (
     DirCreatedEvent,
@@ -155,8 +155,7 @@ def test_a_file_mounted_on_its_own_is_polled_and_named(
     watch = watching([tmp_path], changes, mount_poll_seconds=0.02)
     try:
         assert caplog.messages == [
-            "polling files mounted on their own (in-place edits only; mount folders to see every edit): "
-            f"{mounted}"
+            f"polling files mounted on their own (in-place edits only; mount folders to see every edit): {mounted}"
         ]
         assert watch.poller is not None
         watch.observer.stop()  # only the poller is left to see the next edit

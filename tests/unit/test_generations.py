@@ -31,17 +31,13 @@ def gen(started: int, *pids: int) -> Generation:
         pytest.param([], [], id="no workers"),
         pytest.param([worker(10, 500, draining=False)], [], id="the current generation is not old"),
         pytest.param([worker(11, 500), worker(10, 500)], [(500, (10, 11))], id="two workers forked together"),
-        pytest.param(
-            [worker(10, 500), worker(11, 501)], [(500, (10, 11))], id="a generation straddling a clock tick"
-        ),
+        pytest.param([worker(10, 500), worker(11, 501)], [(500, (10, 11))], id="a generation straddling a clock tick"),
         pytest.param(
             [worker(20, 900), worker(10, 500), worker(30, 1300, draining=False)],
             [(500, (10,)), (900, (20,))],
             id="two old generations oldest first, the current one left out",
         ),
-        pytest.param(
-            [worker(10, 500), worker(11, 503)], [(500, (10,)), (503, (11,))], id="two reloads 30 ms apart"
-        ),
+        pytest.param([worker(10, 500), worker(11, 503)], [(500, (10,)), (503, (11,))], id="two reloads 30 ms apart"),
     ],
 )
 def test_old_generations_group_draining_workers_by_start_time(
@@ -91,7 +87,9 @@ def test_read_worker_reads_a_real_process_and_skips_others(tmp_path: Path) -> No
     fake = tmp_path / "77"
     fake.mkdir()
     (fake / "cmdline").write_bytes(b"nginx: worker process is shutting down\0")
-    (fake / "stat").write_text("77 (nginx (odd) name) S 40 40 1 0 -1 4194624 1 0 0 0 0 0 0 0 20 0 1 0 1319133 15482880 894\n")
+    (fake / "stat").write_text(
+        "77 (nginx (odd) name) S 40 40 1 0 -1 4194624 1 0 0 0 0 0 0 0 20 0 1 0 1319133 15482880 894\n"
+    )
     (fake / "status").write_text("Name:\tnginx\nVmRSS:\t    4324 kB\nRssAnon:\t2072 kB\n")
     assert read_worker(77, tmp_path) == Worker(pid=77, started=1319133, rss_kib=4324, draining=True)
     (fake / "cmdline").write_bytes(b"nginx: worker process\0")

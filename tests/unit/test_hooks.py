@@ -107,9 +107,7 @@ def test_envsubst_filter_and_suffix(tmp_path: Path) -> None:
     assert outputs(tmp_path) == {"a.html": "a ${HIDDEN_B}\n"}
 
 
-@pytest.mark.parametrize(
-    "suffix", [".template", ".j2", ""], ids=["default suffix", ".j2 suffix", "empty suffix"]
-)
+@pytest.mark.parametrize("suffix", [".template", ".j2", ""], ids=["default suffix", ".j2 suffix", "empty suffix"])
 def test_envsubst_never_touches_jinja_templates(tmp_path: Path, suffix: str) -> None:
     envsubst(tmp_path, {"web.conf.j2": "{{ x }} ${PORT}\n"}, NGINX_ENVSUBST_TEMPLATE_SUFFIX=suffix, PORT="1")
     assert outputs(tmp_path) == {}

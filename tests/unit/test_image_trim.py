@@ -32,7 +32,8 @@ def test_trim_keeps_every_stdlib_module_dynamic_nginx_imports() -> None:
     listed = next(
         {ast.literal_eval(e) for e in node.value.elts}
         for node in ast.walk(script)
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "STDLIB"
+        if isinstance(node, ast.Assign)
+        and getattr(node.targets[0], "id", "") == "STDLIB"
         and isinstance(node.value, ast.List)
     )
     needed = stdlib_imports(SOURCES)

@@ -486,9 +486,7 @@ def test_parse_lb_rejects(value: str) -> None:
     with pytest.raises(L.LabelError) as raised:
         L.parse_lb(C, "dynamic-nginx.lb", value)
     message = str(raised.value)
-    assert message.startswith(
-        f"container {C}: label dynamic-nginx.lb={value!r} is invalid; allowed: round_robin"
-    )
+    assert message.startswith(f"container {C}: label dynamic-nginx.lb={value!r} is invalid; allowed: round_robin")
     assert "\n" not in message
 
 
@@ -628,16 +626,10 @@ P = L.LABEL_PREFIX
             ],
             id="every upstream option",
         ),
-        pytest.param(
-            {P + "lb": "round_robin"}, [member("web.upstream", lb="")], id="round_robin is no directive"
-        ),
+        pytest.param({P + "lb": "round_robin"}, [member("web.upstream", lb="")], id="round_robin is no directive"),
         pytest.param({P + "upstream": "pool"}, [member("pool.upstream")], id="explicit upstream"),
-        pytest.param(
-            {P + "upstream": "Pool.Upstream"}, [member("pool.upstream")], id="explicit upstream with suffix"
-        ),
-        pytest.param(
-            {P + "admin.port": "9000"}, [member("admin.upstream", 9000)], id="named only: not its own"
-        ),
+        pytest.param({P + "upstream": "Pool.Upstream"}, [member("pool.upstream")], id="explicit upstream with suffix"),
+        pytest.param({P + "admin.port": "9000"}, [member("admin.upstream", 9000)], id="named only: not its own"),
         pytest.param(
             {P + "admin.weight": "2"},
             [member("admin.upstream", weight=2)],
@@ -668,15 +660,9 @@ P = L.LABEL_PREFIX
             [member("admin.upstream", 9000, weight=4)],
             id="named in two cases is one upstream",
         ),
-        pytest.param(
-            {P + "api.v2.port": "9000"}, [member("api.v2.upstream", 9000)], id="dotted named upstream"
-        ),
-        pytest.param(
-            {P + "admin.upstream.port": "9000"}, [member("admin.upstream", 9000)], id="named with the suffix"
-        ),
-        pytest.param(
-            {P + "enable.port": "9000"}, [member("enable.upstream", 9000)], id="an option word as a name"
-        ),
+        pytest.param({P + "api.v2.port": "9000"}, [member("api.v2.upstream", 9000)], id="dotted named upstream"),
+        pytest.param({P + "admin.upstream.port": "9000"}, [member("admin.upstream", 9000)], id="named with the suffix"),
+        pytest.param({P + "enable.port": "9000"}, [member("enable.upstream", 9000)], id="an option word as a name"),
     ],
 )
 def test_decode_memberships(labels: dict[str, str], expected: list[L.Membership]) -> None:
@@ -723,33 +709,19 @@ def test_decode_without_service_needs_an_upstream_name() -> None:
             "need dynamic-nginx.port or dynamic-nginx.upstream as well",
             id="own lb beside named ones, without port",
         ),
-        pytest.param(
-            {P + "weigth": "5"}, P + "weigth", "options: backup, down, enable", id="misspelt option"
-        ),
+        pytest.param({P + "weigth": "5"}, P + "weigth", "options: backup, down, enable", id="misspelt option"),
         pytest.param({P + "Port": "80"}, P + "Port", "options: ", id="option in upper case"),
         pytest.param({P + "": "80"}, P + "", "options: ", id="the bare prefix"),
         pytest.param({P + ".port": "80"}, P + ".port", "options: ", id="empty name before the option"),
         pytest.param({P + "admin..port": "80"}, P + "admin..port", "options: ", id="empty word in the name"),
-        pytest.param(
-            {P + "admin.enable": "true"}, P + "admin.enable", "options: ", id="enable is per container"
-        ),
-        pytest.param(
-            {P + "admin.network": "n"}, P + "admin.network", "options: ", id="network is per container"
-        ),
-        pytest.param(
-            {P + "admin.upstream": "x"}, P + "admin.upstream", "options: ", id="upstream under a name"
-        ),
+        pytest.param({P + "admin.enable": "true"}, P + "admin.enable", "options: ", id="enable is per container"),
+        pytest.param({P + "admin.network": "n"}, P + "admin.network", "options: ", id="network is per container"),
+        pytest.param({P + "admin.upstream": "x"}, P + "admin.upstream", "options: ", id="upstream under a name"),
         pytest.param({P + "a;b.port": "80"}, P + "a;b.port", "options: ", id="semicolon in the name"),
         pytest.param({P + "a b.port": "80"}, P + "a b.port", "options: ", id="space in the name"),
-        pytest.param(
-            {P + "ａdmin.port": "80"}, P + "ａdmin.port", "options: ", id="fullwidth letter in the name"
-        ),
-        pytest.param(
-            {P + "admin.port ": "80"}, P + "admin.port ", "options: ", id="trailing space in the key"
-        ),
-        pytest.param(
-            {P + "admin.server": "1.2.3.4"}, P + "admin.server", "options: ", id="unknown named option"
-        ),
+        pytest.param({P + "ａdmin.port": "80"}, P + "ａdmin.port", "options: ", id="fullwidth letter in the name"),
+        pytest.param({P + "admin.port ": "80"}, P + "admin.port ", "options: ", id="trailing space in the key"),
+        pytest.param({P + "admin.server": "1.2.3.4"}, P + "admin.server", "options: ", id="unknown named option"),
         pytest.param(
             {P + ".".join(["w"] * 8) + ".port": "80"},
             P + ".".join(["w"] * 8),
@@ -758,17 +730,11 @@ def test_decode_without_service_needs_an_upstream_name() -> None:
         ),
         pytest.param({P + "admin.port": "0"}, P + "admin.port", "from 1 to 65535", id="bad named port"),
         pytest.param({P + "admin.lb": "hash $x"}, P + "admin.lb", "round_robin", id="bad named lb"),
-        pytest.param(
-            {P + "upstream": "a b"}, P + "upstream", "a name of letters", id="bad explicit upstream"
-        ),
+        pytest.param({P + "upstream": "a b"}, P + "upstream", "a name of letters", id="bad explicit upstream"),
         pytest.param({P + "enable": "maybe"}, P + "enable", "true or false", id="bad enable"),
         pytest.param({P + "network": "a;b"}, P + "network", "Docker network name", id="bad network"),
-        pytest.param(
-            {P + "upstream": "a" * 257}, P + "upstream", "at most 256 characters", id="257 characters"
-        ),
-        pytest.param(
-            {P + "admin.lb": "hash " + "a" * 252}, P + "admin.lb", "at most 256", id="257 in a named"
-        ),
+        pytest.param({P + "upstream": "a" * 257}, P + "upstream", "at most 256 characters", id="257 characters"),
+        pytest.param({P + "admin.lb": "hash " + "a" * 252}, P + "admin.lb", "at most 256", id="257 in a named"),
     ],
 )
 def test_decode_rejects(labels: dict[str, str], label: str, says: str) -> None:

@@ -187,9 +187,7 @@ def containers(draw: st.DrawFn) -> list[Container]:
                 ),
                 exposed=draw(st.sampled_from([(), (), (8000,), (8000,), (8000, 9000)])),
                 state=draw(st.sampled_from(["running"] * 7 + ["paused"])),
-                created=draw(
-                    st.sampled_from(["2026-01-01T00:00:00.000000001Z", "2026-01-02T00:00:00.000000000Z"])
-                ),
+                created=draw(st.sampled_from(["2026-01-01T00:00:00.000000001Z", "2026-01-02T00:00:00.000000000Z"])),
                 labels=labels,
             )
         )
@@ -199,9 +197,7 @@ def containers(draw: st.DrawFn) -> list[Container]:
 NAME = r"[a-z0-9][a-z0-9_-]{0,62}(?:\.[a-z0-9][a-z0-9_-]{0,62}){0,7}"
 TIME_SHAPE = r"[0-9][0-9dhms]*"
 HASH_KEY = r"(?:\$[a-z_0-9]+|[A-Za-z0-9.:/-])+"
-SERVER_PARAMETER = (
-    rf"(?:weight=[0-9]+|max_fails=[0-9]+|fail_timeout={TIME_SHAPE}|max_conns=[0-9]+|backup|down)"
-)
+SERVER_PARAMETER = rf"(?:weight=[0-9]+|max_fails=[0-9]+|fail_timeout={TIME_SHAPE}|max_conns=[0-9]+|backup|down)"
 # Every line the built-in template can emit, and nothing else.
 LINE_SHAPES = [
     rf"upstream {NAME} \{{",
@@ -258,8 +254,10 @@ def check_accounted_for(built: Model, made: list[Container], scope: str) -> None
     assert len(excluded) == len(set(excluded)), "a container excluded twice"
     assert set(excluded) == {c.id for c in made} - in_servers, "every unserved container has one exclusion"
     for exclusion in built.excluded:
-        assert any(exclusion.reason == r or (r.endswith(":") and exclusion.reason.startswith(r))
-                   for r in model.EXCLUSION_REASONS), exclusion
+        assert any(
+            exclusion.reason == r or (r.endswith(":") and exclusion.reason.startswith(r))
+            for r in model.EXCLUSION_REASONS
+        ), exclusion
 
 
 def rendered_text(built: Model, settings_: Settings) -> str:
@@ -357,9 +355,7 @@ def test_every_value_a_validator_accepts_nginx_accepts(
         pytest.param("    zone web.upstream 64k;", True, id="zone"),
         pytest.param("    hash $request_uri consistent;", True, id="hash"),
         pytest.param("    random two least_conn;", True, id="random"),
-        pytest.param(
-            "    server 172.18.0.2:80 weight=2 fail_timeout=1h30m backup;  # shop-web-1", True, id="server"
-        ),
+        pytest.param("    server 172.18.0.2:80 weight=2 fail_timeout=1h30m backup;  # shop-web-1", True, id="server"),
         pytest.param("    server 127.0.0.1:29503;", True, id="the 503 server"),
         pytest.param("    server 127.0.0.1:29504;", False, id="another loopback server without its comment"),
         pytest.param("    keepalive_timeout 1s500ms;", True, id="keepalive_timeout"),

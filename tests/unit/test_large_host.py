@@ -71,7 +71,9 @@ def summary(**fields: Any) -> dict[str, Any]:
         ),
         pytest.param(
             CACHED,
-            summary(NetworkSettings={"Networks": {NETWORK: {"IPAddress": "172.18.0.2"}, "other": {"IPAddress": "10.0.0.2"}}}),
+            summary(
+                NetworkSettings={"Networks": {NETWORK: {"IPAddress": "172.18.0.2"}, "other": {"IPAddress": "10.0.0.2"}}}
+            ),
             False,
             id="connected to another network",
         ),
@@ -142,7 +144,7 @@ def test_a_container_that_cannot_be_inspected_is_skipped_with_one_line(caplog: p
     assert [c.name for c in first] == ["shop-filler-0", "shop-filler-1", "shop-filler-3", "shop-filler-4"]
     assert [c.networks[NETWORK] for c in second if c.id == ids[4]] == ["172.18.9.9"]
     assert [r.getMessage() for r in caplog.records] == [
-        "cannot inspect container shop-filler-2: 500 Server Error: Internal Server Error (\"oops\");"
+        'cannot inspect container shop-filler-2: 500 Server Error: Internal Server Error ("oops");'
         " it is left out of its upstreams until Docker answers"
     ], "one line, naming it and the error, however many lists fail"
     assert docker.inspected.count(ids[2]) == 2, "tried again at each list"
@@ -255,9 +257,7 @@ def test_the_daemon_sends_only_the_events_we_act_on() -> None:
 def test_a_periodic_resync_inspects_only_the_proxy_and_a_kill_is_acted_on(tmp_path: Path) -> None:
     docker, ids = filled(500)
     docker.records[ids[0]].service = "web"
-    settings = settings_in(
-        tmp_path, resync_interval=0.05, wait=Wait(0.01, 0.05), container=PROXY_ID, probe_ports=False
-    )
+    settings = settings_in(tmp_path, resync_interval=0.05, wait=Wait(0.01, 0.05), container=PROXY_ID, probe_ports=False)
     watcher = Watcher(settings, connect=lambda: D.DockerSource(docker))
     source = D.DockerSource(docker)
     follow = threading.Thread(target=watcher.follow, args=(source,), name="follow")
@@ -272,10 +272,13 @@ def test_a_periodic_resync_inspects_only_the_proxy_and_a_kill_is_acted_on(tmp_pa
         assert docker.inspected, "no resync happened"
         assert set(docker.inspected) == {PROXY_ID}, "a resync inspected containers the list shows unchanged"
         assert docker.stream is not None
-        docker.stream.feed({
-            "Type": "container", "Action": "kill",
-            "Actor": {"ID": ids[0], "Attributes": {"signal": "15", "name": "shop-filler-0"}},
-        })
+        docker.stream.feed(
+            {
+                "Type": "container",
+                "Action": "kill",
+                "Actor": {"ID": ids[0], "Attributes": {"signal": "15", "name": "shop-filler-0"}},
+            }
+        )
         while ids[0] not in watcher.view.stopping:
             assert time.monotonic() < deadline, "the kill was not acted on"
             time.sleep(0.01)

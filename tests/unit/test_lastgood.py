@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from dynamic_nginx import lastgood
 from dynamic_nginx.lastgood import Blame, GoodCopies, blamed, template_of
-from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.marker import MARKER
+from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.nginx import TestResult as Result  # a "Test" name pytest would collect
 from support import needs_nginx, nginx_command
 
@@ -63,9 +63,7 @@ def test_blamed(message: str, expected: Blame | None) -> None:
     ("data", "template"),
     [
         pytest.param(GOOD.encode(), "site.conf.j2", id="our header"),
-        pytest.param(
-            generated("", "my-upstreams.conf.j2").encode(), "my-upstreams.conf.j2", id="user template"
-        ),
+        pytest.param(generated("", "my-upstreams.conf.j2").encode(), "my-upstreams.conf.j2", id="user template"),
         pytest.param(f"{MARKER}\nx\n".encode(), "", id="marker without a template"),
         pytest.param(b"", "", id="empty"),
         pytest.param(b"\xff\xfe from x; \n", "x", id="undecodable bytes"),

@@ -234,9 +234,7 @@ def test_bad_port_label_leaves_only_that_container_out(value: str) -> None:
         ),
     ],
 )
-def test_network_choice(
-    networks: dict[str, str], proxy_networks: tuple[str, ...], chosen: tuple[str, str]
-) -> None:
+def test_network_choice(networks: dict[str, str], proxy_networks: tuple[str, ...], chosen: tuple[str, str]) -> None:
     built = model.build([container(networks=networks)], proxy(networks=proxy_networks))
     (server,) = built.upstreams[0].servers
     assert (server.network, server.address) == (chosen[0], f"{chosen[1]}:80")
@@ -245,13 +243,9 @@ def test_network_choice(
 @pytest.mark.parametrize(
     ("networks", "says"),
     [
-        pytest.param(
-            {"other_default": "10.0.0.2"}, "shares no network with the proxy", id="no shared network"
-        ),
+        pytest.param({"other_default": "10.0.0.2"}, "shares no network with the proxy", id="no shared network"),
         pytest.param({}, "shares no network with the proxy (it is on no network", id="on no network at all"),
-        pytest.param(
-            {"shop_default": ""}, "no IPv4 address on shared network(s) shop_default", id="empty IP"
-        ),
+        pytest.param({"shop_default": ""}, "no IPv4 address on shared network(s) shop_default", id="empty IP"),
     ],
 )
 def test_unreachable_container_is_left_out_with_a_message(networks: dict[str, str], says: str) -> None:
@@ -279,9 +273,7 @@ def test_no_shared_network_message_names_both_sides() -> None:
     [
         pytest.param([], ["api.upstream"], {"api.upstream": []}, id="extra name gives an empty upstream"),
         pytest.param([], ["API.Upstream"], {"api.upstream": []}, id="extra name is lower-cased"),
-        pytest.param(
-            [], ["b.upstream", "a.upstream"], {"a.upstream": [], "b.upstream": []}, id="sorted by name"
-        ),
+        pytest.param([], ["b.upstream", "a.upstream"], {"a.upstream": [], "b.upstream": []}, id="sorted by name"),
         pytest.param(
             [container("shop-web-1")],
             ["web.upstream"],
@@ -296,9 +288,7 @@ def test_no_shared_network_message_names_both_sides() -> None:
         ),
     ],
 )
-def test_extra_upstreams(
-    containers: list[Container], extra: list[str], expected: dict[str, list[str]]
-) -> None:
+def test_extra_upstreams(containers: list[Container], extra: list[str], expected: dict[str, list[str]]) -> None:
     assert members(model.build(containers, proxy(), extra)) == expected
 
 
@@ -358,9 +348,7 @@ def test_problems_are_one_line_each_naming_the_container() -> None:
             id="union over several texts",
         ),
         pytest.param(["proxy_pass http://web.upstreamx;"], set(), id="longer word after .upstream"),
-        pytest.param(
-            ["proxy_pass http://web.upstream.example.com;"], set(), id="more domain after .upstream"
-        ),
+        pytest.param(["proxy_pass http://web.upstream.example.com;"], set(), id="more domain after .upstream"),
         pytest.param(["proxy_pass http://xweb.upstream;"], {"xweb.upstream"}, id="xweb is not web"),
         pytest.param(["proxy_pass http://_web.upstream;"], set(), id="underscore is part of the word"),
         pytest.param(["proxy_pass http://web..upstream;"], set(), id="empty word is not a name"),

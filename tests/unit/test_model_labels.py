@@ -81,9 +81,7 @@ def test_server_parameters_from_labels(labels: dict[str, str], expected: str) ->
         pytest.param({"lb": "round_robin"}, "", (None, None, None), id="round_robin writes no directive"),
         pytest.param({"lb": "least_conn"}, "least_conn", (None, None, None), id="least_conn"),
         pytest.param({"lb": "ip_hash"}, "ip_hash", (None, None, None), id="ip_hash"),
-        pytest.param(
-            {"lb": "hash $remote_addr consistent"}, "hash $remote_addr consistent", (None,) * 3, id="hash"
-        ),
+        pytest.param({"lb": "hash $remote_addr consistent"}, "hash $remote_addr consistent", (None,) * 3, id="hash"),
         pytest.param({"lb": "random two least_conn"}, "random two least_conn", (None,) * 3, id="random"),
         pytest.param(
             {"keepalive": "16", "keepalive_timeout": "60s", "keepalive_requests": "1000"},
@@ -124,8 +122,13 @@ def test_conflicting_options_newest_container_wins_and_a_warning_names_them_all(
 
 
 def test_a_conflict_between_both_kinds_of_label_names_both() -> None:
-    pool = container("shop-api-1", service="api", ip="172.18.0.9", created=DAY2,
-                     labels=labelled({"upstream": "pool", "lb": "least_conn"}))
+    pool = container(
+        "shop-api-1",
+        service="api",
+        ip="172.18.0.9",
+        created=DAY2,
+        labels=labelled({"upstream": "pool", "lb": "least_conn"}),
+    )
     built = model.build([replica(1, DAY1, **{"pool.port": "8000", "pool.lb": "ip_hash"}), pool], proxy())
     assert [w.split(" (")[0] for w in built.warnings] == [
         "upstream pool.upstream: replicas disagree on dynamic-nginx.lb / dynamic-nginx.pool.lb"
@@ -248,14 +251,10 @@ def test_backup_is_kept_with_methods_that_allow_it(lb: str) -> None:
         pytest.param([replica(1, backup="true")], {"shop-web-1": ""}, id="a lone backup"),
     ],
 )
-def test_only_backups_live_are_promoted_with_a_warning(
-    containers: list[Container], expected: dict[str, str]
-) -> None:
+def test_only_backups_live_are_promoted_with_a_warning(containers: list[Container], expected: dict[str, str]) -> None:
     built = model.build(containers, proxy())
     assert parameters(built) == expected
-    assert built.warnings == (
-        "upstream web.upstream: only backup servers are live; serving them as primary servers",
-    )
+    assert built.warnings == ("upstream web.upstream: only backup servers are live; serving them as primary servers",)
     assert built.problems == ()
 
 
@@ -270,9 +269,7 @@ def test_promotion_is_per_upstream() -> None:
     )
     assert parameters(built) == {"shop-web-1": ""}
     assert parameters(built, "api.upstream") == {"shop-api-1": "backup", "shop-api-2": ""}
-    assert built.warnings == (
-        "upstream web.upstream: only backup servers are live; serving them as primary servers",
-    )
+    assert built.warnings == ("upstream web.upstream: only backup servers are live; serving them as primary servers",)
 
 
 @pytest.mark.parametrize("value", ["false", "no", "0", "off", "FALSE"])
@@ -300,9 +297,7 @@ IMPLICIT = (
 
 
 def other_project(labels: Mapping[str, str], **fields: object) -> Container:
-    return container(
-        "blog-api-1", service="api", project="blog", ip="172.18.0.20", labels=labelled(labels), **fields
-    )  # type: ignore[arg-type]
+    return container("blog-api-1", service="api", project="blog", ip="172.18.0.20", labels=labelled(labels), **fields)  # type: ignore[arg-type]
 
 
 def plain(labels: Mapping[str, str], **fields: object) -> Container:
@@ -351,15 +346,9 @@ def plain(labels: Mapping[str, str], **fields: object) -> Container:
             id="another project under a name of its own",
         ),
         pytest.param(other_project({}), "all", {}, "", id="another project without enable is ignored"),
-        pytest.param(
-            other_project({"enable": "false"}), "all", {}, "", id="another project with enable=false"
-        ),
-        pytest.param(
-            other_project({"enable": "maybe"}), "all", {}, "", id="a value that is not true does not opt in"
-        ),
-        pytest.param(
-            other_project({"enable": "true"}), "project", {}, "", id="scope project ignores the opt-in"
-        ),
+        pytest.param(other_project({"enable": "false"}), "all", {}, "", id="another project with enable=false"),
+        pytest.param(other_project({"enable": "maybe"}), "all", {}, "", id="a value that is not true does not opt in"),
+        pytest.param(other_project({"enable": "true"}), "project", {}, "", id="scope project ignores the opt-in"),
         pytest.param(
             other_project({"enable": "true"}, oneoff="True"),
             "all",
@@ -389,17 +378,11 @@ def plain(labels: Mapping[str, str], **fields: object) -> Container:
             "to be served; left out",
             id="plain container without an upstream name is reported",
         ),
-        pytest.param(
-            plain({"upstream": "pool"}), "all", {}, "", id="plain container without enable is ignored"
-        ),
-        pytest.param(
-            plain({"enable": "true", "upstream": "pool"}), "project", {}, "", id="plain, scope project"
-        ),
+        pytest.param(plain({"upstream": "pool"}), "all", {}, "", id="plain container without enable is ignored"),
+        pytest.param(plain({"enable": "true", "upstream": "pool"}), "project", {}, "", id="plain, scope project"),
     ],
 )
-def test_scope_all_opt_in(
-    candidate: Container, scope: str, expected: dict[str, list[str]], problem: str
-) -> None:
+def test_scope_all_opt_in(candidate: Container, scope: str, expected: dict[str, list[str]], problem: str) -> None:
     built = model.build([candidate], proxy(), scope=scope)
     assert members(built) == expected
     assert built.problems == ((problem,) if problem else ())
@@ -407,7 +390,11 @@ def test_scope_all_opt_in(
 
 def test_opted_in_containers_sit_beside_the_project_ones() -> None:
     built = model.build(
-        [replica(1), other_project({"enable": "true", "upstream": "api"}), plain({"enable": "true", "upstream": "pool"})],
+        [
+            replica(1),
+            other_project({"enable": "true", "upstream": "api"}),
+            plain({"enable": "true", "upstream": "pool"}),
+        ],
         proxy(),
         scope="all",
     )
@@ -523,12 +510,8 @@ def test_named_only_container_does_not_join_its_own_upstream() -> None:
     ("labels", "exposed", "port"),
     [
         pytest.param({"admin.weight": "2"}, (8080,), 8080, id="no named port: the single exposed port"),
-        pytest.param(
-            {"admin.weight": "2", "port": "7000"}, (8080,), 7000, id="no named port: dynamic-nginx.port"
-        ),
-        pytest.param(
-            {"admin.port": "9000", "port": "7000"}, (8080,), 9000, id="the named port wins for its upstream"
-        ),
+        pytest.param({"admin.weight": "2", "port": "7000"}, (8080,), 7000, id="no named port: dynamic-nginx.port"),
+        pytest.param({"admin.port": "9000", "port": "7000"}, (8080,), 9000, id="the named port wins for its upstream"),
     ],
 )
 def test_named_upstream_port(labels: dict[str, str], exposed: tuple[int, ...], port: int) -> None:

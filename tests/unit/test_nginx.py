@@ -121,9 +121,7 @@ def test_nginx_test_accepts_a_good_config(tmp_path: Path) -> None:
             "unexpected end of file",
             id="unclosed block",
         ),
-        pytest.param(
-            "\n\nupstream web.upstream {\n    server 10.0.0.1:99999;\n}\n", 4, "invalid port", id="bad port"
-        ),
+        pytest.param("\n\nupstream web.upstream {\n    server 10.0.0.1:99999;\n}\n", 4, "invalid port", id="bad port"),
     ],
 )
 def test_nginx_test_names_the_bad_file_and_line(tmp_path: Path, text: str, line: int, says: str) -> None:
@@ -208,8 +206,11 @@ def test_retire_early_reload_ends_the_old_generation_and_keeps_serving(
 @pytest.mark.parametrize(
     ("processes", "master"),
     [
-        pytest.param({"1": b"/usr/bin/python3\0-m\0supervisor", "40": b"nginx: master process nginx -g daemon off;"},
-                     40, id="the master among others"),
+        pytest.param(
+            {"1": b"/usr/bin/python3\0-m\0supervisor", "40": b"nginx: master process nginx -g daemon off;"},
+            40,
+            id="the master among others",
+        ),
         pytest.param({"41": b"nginx: worker process", "42": b"nginx\0-t\0-q"}, None, id="workers and nginx -t only"),
         pytest.param({}, None, id="nothing running"),
     ],

@@ -19,8 +19,9 @@ HIJACK = "its labels would put it into web.upstream, which belongs to service we
             id="explicit upstream name of another service",
         ),
         pytest.param(
-            container("shop-evil-1", service="evil", ip="172.18.0.9",
-                      labels={"dynamic-nginx.upstream": "WEB.upstream"}),
+            container(
+                "shop-evil-1", service="evil", ip="172.18.0.9", labels={"dynamic-nginx.upstream": "WEB.upstream"}
+            ),
             True,
             id="same, spelled in upper case with the suffix",
         ),
@@ -30,8 +31,13 @@ HIJACK = "its labels would put it into web.upstream, which belongs to service we
             id="named upstream of another service",
         ),
         pytest.param(
-            container("lone", service=None, project=None, ip="172.18.0.9",
-                      labels={"dynamic-nginx.enable": "true", "dynamic-nginx.upstream": "web"}),
+            container(
+                "lone",
+                service=None,
+                project=None,
+                ip="172.18.0.9",
+                labels={"dynamic-nginx.enable": "true", "dynamic-nginx.upstream": "web"},
+            ),
             True,
             id="opted-in plain container from outside the project",
         ),
@@ -72,10 +78,14 @@ REFUSED = (
     ("others", "services"),
     [
         pytest.param([], ["app"], id="app scaled to 0: known as a service with no container"),
-        pytest.param([container("shop-app-1", service="app", state="starting")], [],
-                     id="app's only container is not live yet (force-recreate, first start)"),
-        pytest.param([container("shop-app-1", service="app", state="stopping")], [],
-                     id="app's last container is stopping"),
+        pytest.param(
+            [container("shop-app-1", service="app", state="starting")],
+            [],
+            id="app's only container is not live yet (force-recreate, first start)",
+        ),
+        pytest.param(
+            [container("shop-app-1", service="app", state="stopping")], [], id="app's last container is stopping"
+        ),
         pytest.param([], ["App"], id="service names fold case like upstream names"),
     ],
 )
@@ -99,32 +109,64 @@ def test_a_refused_name_is_not_kept_as_a_stub_by_the_idle_intruder() -> None:
 
 
 def other(name: str, service: str | None, project: str | None, **labels: str) -> model.Container:
-    return container(name, service=service, project=project, ip="172.18.0.40",
-                     labels={"dynamic-nginx.enable": "true", **{"dynamic-nginx." + k: v for k, v in labels.items()}})
+    return container(
+        name,
+        service=service,
+        project=project,
+        ip="172.18.0.40",
+        labels={"dynamic-nginx.enable": "true", **{"dynamic-nginx." + k: v for k, v in labels.items()}},
+    )
 
 
-OWNED = ("container blog-web-1: its labels would put it into web.upstream, which belongs to service web of project "
-         "shop")
+OWNED = "container blog-web-1: its labels would put it into web.upstream, which belongs to service web of project shop"
 IMPLICIT = "container blog-web-1: (project blog) it would join web.upstream only by its service name"
 
 
 @pytest.mark.parametrize(
     ("neighbour", "services", "expected", "problem"),
     [
-        pytest.param(other("blog-web-1", "web", "blog"), [], {"web.upstream": ["shop-web-1"]}, OWNED,
-                     id="another project's web does not merge into ours by its service name"),
-        pytest.param(other("blog-api-1", "api", "blog"), [], {"web.upstream": ["shop-web-1"]},
-                     IMPLICIT.replace("web", "api"), id="nor joins a free name by its service name alone"),
-        pytest.param(other("blog-web-1", "web", "blog", upstream="web"), [], {"web.upstream": ["shop-web-1"]},
-                     OWNED, id="nor by naming it"),
-        pytest.param(other("blog-web-1", "web", "blog", **{"web.port": "80"}), [],
-                     {"web.upstream": ["shop-web-1"]}, OWNED, id="nor by a named upstream label"),
-        pytest.param(other("blog-web-1", "blog", "blog", upstream="pool"), [],
-                     {"pool.upstream": ["blog-web-1"], "web.upstream": ["shop-web-1"]}, "",
-                     id="it joins a name it gives that no service here owns"),
-        pytest.param(other("lone", None, None, upstream="pool"), [],
-                     {"pool.upstream": ["lone"], "web.upstream": ["shop-web-1"]}, "",
-                     id="so does a plain docker run container"),
+        pytest.param(
+            other("blog-web-1", "web", "blog"),
+            [],
+            {"web.upstream": ["shop-web-1"]},
+            OWNED,
+            id="another project's web does not merge into ours by its service name",
+        ),
+        pytest.param(
+            other("blog-api-1", "api", "blog"),
+            [],
+            {"web.upstream": ["shop-web-1"]},
+            IMPLICIT.replace("web", "api"),
+            id="nor joins a free name by its service name alone",
+        ),
+        pytest.param(
+            other("blog-web-1", "web", "blog", upstream="web"),
+            [],
+            {"web.upstream": ["shop-web-1"]},
+            OWNED,
+            id="nor by naming it",
+        ),
+        pytest.param(
+            other("blog-web-1", "web", "blog", **{"web.port": "80"}),
+            [],
+            {"web.upstream": ["shop-web-1"]},
+            OWNED,
+            id="nor by a named upstream label",
+        ),
+        pytest.param(
+            other("blog-web-1", "blog", "blog", upstream="pool"),
+            [],
+            {"pool.upstream": ["blog-web-1"], "web.upstream": ["shop-web-1"]},
+            "",
+            id="it joins a name it gives that no service here owns",
+        ),
+        pytest.param(
+            other("lone", None, None, upstream="pool"),
+            [],
+            {"pool.upstream": ["lone"], "web.upstream": ["shop-web-1"]},
+            "",
+            id="so does a plain docker run container",
+        ),
     ],
 )
 def test_scope_all_other_projects_join_only_free_names_they_give(neighbour, services, expected, problem) -> None:

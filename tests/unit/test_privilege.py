@@ -11,11 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from dynamic_nginx import privilege
 from dynamic_nginx.__main__ import _render_unprivileged
 from dynamic_nginx.privilege import Plan, Socket, plan
-
 from support import settings_in
 
 UID = GID = 102
@@ -90,8 +88,15 @@ def test_drop_becomes_the_user_with_at_most_dac_override_for_ever(tmp_path: Path
     def dropped() -> object:
         privilege.drop(conf, "tcp://docker:2375")
         s = status()
-        return [s["Uid"], s["Gid"], int(s["CapEff"], 16), int(s["CapPrm"], 16), int(s["CapBnd"], 16),
-                s["NoNewPrivs"], s["Groups"]]
+        return [
+            s["Uid"],
+            s["Gid"],
+            int(s["CapEff"], 16),
+            int(s["CapPrm"], 16),
+            int(s["CapBnd"], 16),
+            s["NoNewPrivs"],
+            s["Groups"],
+        ]
 
     assert in_child(dropped) == ["102", "102", caps, caps, caps, "1", ""]
 

@@ -11,9 +11,7 @@ from dynamic_nginx import model, render
 from dynamic_nginx.settings import Settings
 from support import BUILTIN_TEMPLATES, container, proxy
 
-README = next(
-    (p for p in (Path("/src/README.md"), Path(__file__).parents[2] / "README.md") if p.is_file()), None
-)
+README = next((p for p in (Path("/src/README.md"), Path(__file__).parents[2] / "README.md") if p.is_file()), None)
 ROW = re.compile(r"^\|[^|]*\|[^|]*\|[^|]*\| `(dynamic-nginx\.[a-z_.]+): \"([^\"]*)\"` \| (.+?) \|$", re.M)
 SECOND_NETWORK = {"shop_default": "172.18.0.2", "shop_back": "172.19.0.7"}
 
@@ -75,6 +73,10 @@ def test_docs_labels_shows_the_named_upstream_example() -> None:
     assert README is not None
     labels_page = README.parent / "docs" / "labels.md"
     text = " ".join(labels_page.read_text().split())
-    for fragment in ('`dynamic-nginx.admin.port: "9000"`', "`upstream admin.upstream {`",
-                     "`server 172.18.0.2:9000 max_fails=1 fail_timeout=1s;`", '`dynamic-nginx.admin.weight: "2"`'):
+    for fragment in (
+        '`dynamic-nginx.admin.port: "9000"`',
+        "`upstream admin.upstream {`",
+        "`server 172.18.0.2:9000 max_fails=1 fail_timeout=1s;`",
+        '`dynamic-nginx.admin.weight: "2"`',
+    ):
         assert fragment in text, f"docs/labels.md no longer shows {fragment}, which this file renders"

@@ -66,9 +66,7 @@ def test_is_ignored(path: str, ignored: bool) -> None:
         pytest.param(FileCreatedEvent(f"{CONF}/web.conf"), True, id="file created"),
         pytest.param(FileDeletedEvent(f"{CONF}/web.conf"), True, id="file deleted"),
         pytest.param(FileMovedEvent(TEMP, f"{CONF}/web.conf"), True, id="temp file moved over a real one"),
-        pytest.param(
-            FileMovedEvent(f"{CONF}/web.conf", f"{CONF}/web.conf~"), True, id="real file moved away"
-        ),
+        pytest.param(FileMovedEvent(f"{CONF}/web.conf", f"{CONF}/web.conf~"), True, id="real file moved away"),
         pytest.param(FileMovedEvent(TEMP, f"{CONF}/.other.tmp"), False, id="temp moved to temp"),
         pytest.param(FileCreatedEvent(TEMP), False, id="temp file created"),
         pytest.param(FileModifiedEvent(TEMP), False, id="temp file written"),
@@ -99,7 +97,9 @@ def test_counts(event: FileSystemEvent, counted: bool) -> None:
         pytest.param(FileMovedEvent(TEMP, f"{CONF}/.other.tmp"), False, id="temp to temp"),
         pytest.param(DirMovedEvent("/etc/nginx/a", "/etc/nginx/b"), False, id="a folder moved"),
         pytest.param(
-            FileMovedEvent("/etc/nginx/templates/.x", "/etc/nginx/templates/x.conf.j2"), False, id="into a skipped folder"
+            FileMovedEvent("/etc/nginx/templates/.x", "/etc/nginx/templates/x.conf.j2"),
+            False,
+            id="into a skipped folder",
         ),
     ],
 )

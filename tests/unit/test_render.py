@@ -89,9 +89,7 @@ def test_container_order_does_not_change_the_output() -> None:
         ),
         pytest.param("{% if true %}\nx\n", 2, "TemplateSyntaxError", id="unclosed block"),
         pytest.param("{{ upstreams | no_such_filter }}\n", 1, "TemplateAssertionError", id="unknown filter"),
-        pytest.param(
-            "# ok\n# still ok\n{{ no_such_variable }}\n", 3, "UndefinedError", id="undefined variable"
-        ),
+        pytest.param("# ok\n# still ok\n{{ no_such_variable }}\n", 3, "UndefinedError", id="undefined variable"),
         pytest.param(
             "{% for u in upstreams %}\n\n{{ u.no_such_field }}\n{% endfor %}\n",
             3,
@@ -99,9 +97,7 @@ def test_container_order_does_not_change_the_output() -> None:
             id="undefined attribute",
         ),
         pytest.param("a\nb\nc\n{{ 1 // 0 }}\n", 4, "ZeroDivisionError", id="exception while rendering"),
-        pytest.param(
-            "{{ '%d' | format(upstreams[0].name) }}\n", 1, "TypeError", id="exception inside a filter"
-        ),
+        pytest.param("{{ '%d' | format(upstreams[0].name) }}\n", 1, "TypeError", id="exception inside a filter"),
     ],
 )
 def test_broken_user_template_is_reported_and_others_still_render(
@@ -123,9 +119,7 @@ def test_broken_user_template_is_reported_and_others_still_render(
 
 def test_user_template_with_a_builtin_name_overrides_it(tmp_path: Path) -> None:
     user = tmp_path / "templates"
-    mine = write_template(
-        user, f"{BUILTIN_NAME}.j2", "{% for u in upstreams %}# mine: {{ u.name }}\n{% endfor %}"
-    )
+    mine = write_template(user, f"{BUILTIN_NAME}.j2", "{% for u in upstreams %}# mine: {{ u.name }}\n{% endfor %}")
 
     assert render.find_templates([user, BUILTIN_TEMPLATES]) == {BUILTIN_NAME: mine}
     rendered = render.render_all({BUILTIN_NAME: mine}, model.build([container()], proxy()), Settings())
@@ -135,9 +129,7 @@ def test_user_template_with_a_builtin_name_overrides_it(tmp_path: Path) -> None:
 def test_earlier_folder_wins(tmp_path: Path) -> None:
     user = tmp_path / "templates"
     write_template(user, f"{BUILTIN_NAME}.j2", "# mine\n")
-    assert render.find_templates([BUILTIN_TEMPLATES, user]) == {
-        BUILTIN_NAME: BUILTIN_TEMPLATES / f"{BUILTIN_NAME}.j2"
-    }
+    assert render.find_templates([BUILTIN_TEMPLATES, user]) == {BUILTIN_NAME: BUILTIN_TEMPLATES / f"{BUILTIN_NAME}.j2"}
 
 
 def test_find_templates_takes_only_usable_names(tmp_path: Path) -> None:

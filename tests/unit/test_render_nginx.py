@@ -20,9 +20,7 @@ def render_into(tmp_path: Path, containers: list[Container], extra_from_config: 
     """Render the built-in template into tmp_path/conf.d as the watcher would; return an Nginx for tmp_path."""
     settings = settings_in(tmp_path)
     command = nginx_command(tmp_path, settings.conf_dir, server=SERVER)
-    known = (
-        model.referenced_upstreams([(tmp_path / "nginx.conf").read_text()]) if extra_from_config else set()
-    )
+    known = model.referenced_upstreams([(tmp_path / "nginx.conf").read_text()]) if extra_from_config else set()
     built = model.build(containers, proxy(), known)
     rendered = render.render_all(
         render.find_templates([settings.user_templates, settings.builtin_templates]), built, settings
@@ -52,9 +50,7 @@ def render_into(tmp_path: Path, containers: list[Container], extra_from_config: 
         ),
     ],
 )
-def test_nginx_accepts_the_rendered_upstreams(
-    tmp_path: Path, containers: list[Container], empty: set[str]
-) -> None:
+def test_nginx_accepts_the_rendered_upstreams(tmp_path: Path, containers: list[Container], empty: set[str]) -> None:
     nginx = render_into(tmp_path, containers)
     text = (tmp_path / "conf.d" / BUILTIN_NAME).read_text()
     for name in empty:

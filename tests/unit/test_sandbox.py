@@ -78,7 +78,9 @@ def test_the_last_good_output_stays(tmp_path: Path, text: str) -> None:
     ("text", "expected"),
     [
         pytest.param("{{ settings.conf_dir }}", "/conf.d", id="a path prints"),
-        pytest.param("{{ settings.conf_dir.name }} {{ settings.conf_dir.parent.parts[1] }}", "conf.d tmp", id="pure parts"),
+        pytest.param(
+            "{{ settings.conf_dir.name }} {{ settings.conf_dir.parent.parts[1] }}", "conf.d tmp", id="pure parts"
+        ),
         pytest.param("{{ '{}:{}'.format(proxy.name, 80) }}", "shop-proxy-1:80", id="plain str.format"),
         pytest.param("{{ '%s=%d' % ('a', 1) }}", "a=1", id="percent formatting"),
         pytest.param(

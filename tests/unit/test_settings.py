@@ -66,8 +66,21 @@ def test_each_variable(variable: str, raw: str, field: str, value: Any) -> None:
 
 
 def test_every_variable_is_in_the_table_above() -> None:
-    tested = {"CONTAINER", "PROJECT", "SCOPE", "MAX_FAILS", "FAIL_TIMEOUT", "MAX_OLD_GENERATIONS", "WAIT",
-              "RESYNC_INTERVAL", "PROBE_PORTS", "LOG_LEVEL", "CONF_DIR", "RUN_DIR", "STATUS_LISTEN"}
+    tested = {
+        "CONTAINER",
+        "PROJECT",
+        "SCOPE",
+        "MAX_FAILS",
+        "FAIL_TIMEOUT",
+        "MAX_OLD_GENERATIONS",
+        "WAIT",
+        "RESYNC_INTERVAL",
+        "PROBE_PORTS",
+        "LOG_LEVEL",
+        "CONF_DIR",
+        "RUN_DIR",
+        "STATUS_LISTEN",
+    }
     assert set(S.VARIABLES) == tested
 
 
@@ -78,14 +91,14 @@ def test_the_run_dir_moves_every_file_in_it() -> None:
 
 
 def test_empty_value_keeps_the_default() -> None:
-    assert from_env({"DYNAMIC_NGINX_CONF_DIR": "", "DYNAMIC_NGINX_WAIT": "", "DYNAMIC_NGINX_DEBOUNCE_MIN": ""}) == Settings()
+    assert (
+        from_env({"DYNAMIC_NGINX_CONF_DIR": "", "DYNAMIC_NGINX_WAIT": "", "DYNAMIC_NGINX_DEBOUNCE_MIN": ""})
+        == Settings()
+    )
 
 
 def test_other_variables_are_ignored() -> None:
-    assert (
-        from_env({"NGINX_CONF_DIR": "/x", "DYNAMIC_NGINX_conf_dir": "/y", "DYNAMIC_NGINX_BOGUS": "1"})
-        == Settings()
-    )
+    assert from_env({"NGINX_CONF_DIR": "/x", "DYNAMIC_NGINX_conf_dir": "/y", "DYNAMIC_NGINX_BOGUS": "1"}) == Settings()
 
 
 def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,9 +121,7 @@ def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatc
 def test_bad_seconds_name_the_variable(raw: str) -> None:
     with pytest.raises(SettingsError) as raised:
         from_env({"DYNAMIC_NGINX_RESYNC_INTERVAL": raw})
-    assert str(raised.value) == (
-        f"DYNAMIC_NGINX_RESYNC_INTERVAL={raw!r} is not a number of seconds between 0 and 3600"
-    )
+    assert str(raised.value) == (f"DYNAMIC_NGINX_RESYNC_INTERVAL={raw!r} is not a number of seconds between 0 and 3600")
 
 
 WAIT_FIX = "use min:max in seconds, each from 0 to 60, such as 0.02:0.5 or 20ms:500ms"
@@ -207,10 +218,16 @@ def test_the_503_server_needs_nothing_outside_conf_d() -> None:
     ("environ", "parameters"),
     [
         pytest.param({}, "max_fails=1 fail_timeout=1s", id="the passive safety net by default"),
-        pytest.param({"DYNAMIC_NGINX_MAX_FAILS": "3", "DYNAMIC_NGINX_FAIL_TIMEOUT": "10s"},
-                     "max_fails=3 fail_timeout=10s", id="overridden"),
-        pytest.param({"DYNAMIC_NGINX_MAX_FAILS": "none", "DYNAMIC_NGINX_FAIL_TIMEOUT": "None"}, "",
-                     id="none leaves nginx's own defaults"),
+        pytest.param(
+            {"DYNAMIC_NGINX_MAX_FAILS": "3", "DYNAMIC_NGINX_FAIL_TIMEOUT": "10s"},
+            "max_fails=3 fail_timeout=10s",
+            id="overridden",
+        ),
+        pytest.param(
+            {"DYNAMIC_NGINX_MAX_FAILS": "none", "DYNAMIC_NGINX_FAIL_TIMEOUT": "None"},
+            "",
+            id="none leaves nginx's own defaults",
+        ),
     ],
 )
 def test_server_defaults(environ: dict[str, str], parameters: str) -> None:

@@ -71,7 +71,12 @@ def test_wait_until_valid_gives_up_after_its_bound(tmp_path: Path, caplog: pytes
     ticks = itertools.count()
     with pytest.raises(startup.StillInvalid) as error:
         startup.wait_until_valid(
-            settings, nginx, logging.getLogger("t"), threading.Event(), 0.001, give_up_after=5,
+            settings,
+            nginx,
+            logging.getLogger("t"),
+            threading.Event(),
+            0.001,
+            give_up_after=5,
             clock=lambda: float(next(ticks)),
         )
     assert str(error.value).endswith(f"{settings.conf_dir / 'site.conf'}:1")

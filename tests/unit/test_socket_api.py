@@ -63,8 +63,10 @@ class Handler(socketserver.StreamRequestHandler):
             if key(asked) > key(self.server.version):
                 return self.answer(
                     400,
-                    {"message": f"client version {asked} is too new. Maximum supported API version is "
-                     f"{self.server.version}"},
+                    {
+                        "message": f"client version {asked} is too new. Maximum supported API version is "
+                        f"{self.server.version}"
+                    },
                 )
         if path == f"/containers/{OWN}/json":
             return self.answer(200, {"Id": OWN, "Name": "/shop-proxy-1", "Config": {"Labels": {}}})

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import startup
-from dynamic_nginx.marker import RECORD
+from dynamic_nginx.marker import MARKER, RECORD
 from dynamic_nginx.nginx import Nginx
-from dynamic_nginx.marker import MARKER
 from dynamic_nginx.settings import Settings
 from support import needs_nginx, nginx_command, settings_in
 
@@ -94,9 +93,7 @@ def test_check_passes_and_keeps_good_copies(tmp_path: Path, caplog: pytest.LogCa
 
 
 @needs_nginx
-def test_check_reports_a_config_that_does_not_include_conf_d(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_check_reports_a_config_that_does_not_include_conf_d(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     nginx, settings = prepared(tmp_path, include=False)
     assert startup.check(settings, nginx, logging.getLogger("t"))
     conf = settings.conf_dir
@@ -108,9 +105,7 @@ def test_check_reports_a_config_that_does_not_include_conf_d(
 
 
 @needs_nginx
-def test_check_removes_a_new_generated_file_that_breaks_nginx(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_check_removes_a_new_generated_file_that_breaks_nginx(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     nginx, settings = prepared(tmp_path, include=True)
     bad = settings.conf_dir / "mine.conf"
     bad.write_text(f"{MARKER} from mine.conf.j2; changes are overwritten.\nnot nginx;\n")
@@ -176,9 +171,7 @@ def test_wait_until_valid_returns_once_the_users_file_is_fixed(
     stop = threading.Event()
     done: list[bool] = []
     waiter = threading.Thread(
-        target=lambda: done.append(
-            startup.wait_until_valid(settings, nginx, logging.getLogger("t"), stop, 0.02)
-        ),
+        target=lambda: done.append(startup.wait_until_valid(settings, nginx, logging.getLogger("t"), stop, 0.02)),
         daemon=True,
     )
     waiter.start()

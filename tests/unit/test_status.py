@@ -17,10 +17,9 @@ import pytest
 from dynamic_nginx import metrics, model, render, status, status_server, write
 from dynamic_nginx import settings as S
 from dynamic_nginx.marker import WATCHER_STATUS
+from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.reloader import RELOAD_STATUS
 from support import BUILTIN_NAME, container, needs_nginx, nginx_command, proxy, settings_in
-
-from dynamic_nginx.nginx import Nginx
 
 STUB_PAGE = "Active connections: 3 \nserver accepts handled requests\n 17 16 42 \nReading: 0 Writing: 1 Waiting: 2 \n"
 STUB = metrics.parse_stub(STUB_PAGE)
@@ -32,8 +31,14 @@ def built(*containers: model.Container) -> model.Model:
 
 TWO_WEB = built(
     container("shop-web-1", number=1, ip="172.18.0.2", exposed=(80,)),
-    container("shop-web-2", number=2, ip="172.18.0.3", exposed=(80,), health="healthy",
-              labels={"dynamic-nginx.weight": "3", "com.example.api_token": "hunter2"}),
+    container(
+        "shop-web-2",
+        number=2,
+        ip="172.18.0.3",
+        exposed=(80,),
+        health="healthy",
+        labels={"dynamic-nginx.weight": "3", "com.example.api_token": "hunter2"},
+    ),
     container("shop-web-3", number=3, ip="172.18.0.9", exposed=(8080,), labels={"dynamic-nginx.backup": "true"}),
 )
 DOCKER = {"connected": True, "api_version": "1.41", "reconnects": 2, "events": {"start": 3, "die": 1}}
@@ -72,8 +77,12 @@ def by_name(data: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
         pytest.param(
             (
                 container("shop-web-1", ip="172.18.0.2", exposed=(80,), health="healthy"),
-                container("shop-web-2", ip="172.18.0.3", exposed=(80,), labels={"dynamic-nginx.backup": "true",
-                                                                                "dynamic-nginx.weight": "2"}),
+                container(
+                    "shop-web-2",
+                    ip="172.18.0.3",
+                    exposed=(80,),
+                    labels={"dynamic-nginx.backup": "true", "dynamic-nginx.weight": "2"},
+                ),
             ),
             {
                 "api.upstream": {},
@@ -156,8 +165,12 @@ def test_the_reload_history_keeps_the_last_ones_newest_first(tmp_path: Path) -> 
     history.add(100.0, 0.02, "invalid", "[emerg] unexpected end of file")
     data = json.loads((tmp_path / RELOAD_STATUS).read_text())
     assert len(data["recent"]) == status.RECENT_RELOADS
-    assert data["recent"][0] == {"at": 100.0, "duration_seconds": 0.02, "result": "invalid",
-                                 "error": "[emerg] unexpected end of file"}
+    assert data["recent"][0] == {
+        "at": 100.0,
+        "duration_seconds": 0.02,
+        "result": "invalid",
+        "error": "[emerg] unexpected end of file",
+    }
     assert data["totals"] == {"ok": status.RECENT_RELOADS + 5, "invalid": 1, "failed": 0}
     assert data["generation"] == status.RECENT_RELOADS + 5
 
@@ -181,8 +194,12 @@ def test_the_reload_history_keeps_the_last_ones_newest_first(tmp_path: Path) -> 
         pytest.param("SESSION_COOKIE", "x", status.REDACTED, id="cookie"),
         pytest.param("traefik.http.middlewares.a.basicauth.users", "u:$apr1$x", status.REDACTED, id="basic auth users"),
         pytest.param("SENTRY_DSN", "https://k@sentry.io/1", status.REDACTED, id="dsn"),
-        pytest.param("DOCKER_HOST", "tcp://admin:pw@10.0.0.1:2376", f"tcp://admin:{status.REDACTED}@10.0.0.1:2376",
-                     id="a URL's password in a harmless name"),
+        pytest.param(
+            "DOCKER_HOST",
+            "tcp://admin:pw@10.0.0.1:2376",
+            f"tcp://admin:{status.REDACTED}@10.0.0.1:2376",
+            id="a URL's password in a harmless name",
+        ),
         pytest.param("DYNAMIC_NGINX_SCOPE", "all", "all", id="a plain setting"),
         pytest.param("dynamic-nginx.keepalive", "16", "16", id="keepalive is not a key"),
         pytest.param("KEYCLOAK_URL", "http://kc", "http://kc", id="keycloak is not a key"),
@@ -238,7 +255,7 @@ def parse_exposition(text: str) -> dict[str, Any]:
                 pair = LABEL.match(rest)
                 assert pair, f"{where}: labels"
                 labels.append((pair.group(1), pair.group(2)))
-                rest = rest[pair.end():]
+                rest = rest[pair.end() :]
                 assert rest == "" or rest.startswith(","), f"{where}: labels"
                 rest = rest[1:]
             assert len({k for k, _ in labels}) == len(labels), f"{where}: a label twice"
@@ -272,7 +289,7 @@ def check_histogram(name: str, found: Mapping[tuple[str, tuple[tuple[str, str], 
 def test_the_parser_rejects_what_prometheus_would() -> None:
     for bad in (
         "x 1",  # no HELP/TYPE family
-        "# HELP x a\n# TYPE x gauge\nx{a=\"1\"} one",
+        '# HELP x a\n# TYPE x gauge\nx{a="1"} one',
         "# HELP x a\n# TYPE x gauge\nx{a=1} 1",
         "# HELP x a\n# TYPE x gauge\nx 1\nx 2",
         "# HELP x-y a\n# TYPE x-y gauge\nx-y 1",
@@ -296,13 +313,18 @@ def test_metrics_show_members_reloads_docker_and_nginx() -> None:
     assert up[(("upstream", "web.upstream"), ("server", "172.18.0.3:80"))] == 1
     assert up[(("upstream", "web.upstream"), ("server", "172.18.0.9:8080"))] == 1
     assert samples(families, "dynamic_nginx_reloads_total") == {
-        (("result", "ok"),): 4, (("result", "invalid"),): 1, (("result", "failed"),): 0
+        (("result", "ok"),): 4,
+        (("result", "invalid"),): 1,
+        (("result", "failed"),): 0,
     }
     assert samples(families, "dynamic_nginx_last_reload_successful") == {(): 0}
     assert samples(families, "dynamic_nginx_last_reload_success_timestamp_seconds") == {(): 1700000000.5}
     assert samples(families, "dynamic_nginx_docker_connected") == {(): 1}
     assert samples(families, "dynamic_nginx_docker_reconnects_total") == {(): 2}
-    assert samples(families, "dynamic_nginx_docker_events_total") == {(("action", "die"),): 1, (("action", "start"),): 3}
+    assert samples(families, "dynamic_nginx_docker_events_total") == {
+        (("action", "die"),): 1,
+        (("action", "start"),): 3,
+    }
     assert families["nginx_connections_accepted"]["type"] == "counter"
     assert samples(families, "nginx_connections_accepted") == {(): 17}
     assert samples(families, "nginx_http_requests_total") == {(): 42}
@@ -325,7 +347,7 @@ def test_label_values_are_escaped() -> None:
 
 
 def test_stub_status_page_is_parsed() -> None:
-    assert STUB == metrics.Stub(active=3, accepted=17, handled=16, requests=42, reading=0, writing=1, waiting=2)
+    assert metrics.Stub(active=3, accepted=17, handled=16, requests=42, reading=0, writing=1, waiting=2) == STUB
     assert metrics.parse_stub("<html>404</html>") is None
 
 
@@ -422,7 +444,9 @@ def served(tmp_path: Path) -> Iterator[Path]:
     settings = settings_in(tmp_path, status_listen="8081")
     status.WatcherStatus(settings.run_dir / WATCHER_STATUS).synced(TWO_WEB)
     (settings.run_dir / RELOAD_STATUS).write_text(json.dumps(RELOADS))
-    sources = status_server.Sources(settings, environ={"DB_PASSWORD": "x", "DOCKER_HOST": "tcp://u:pw@h:2376"}, stub=lambda: STUB)
+    sources = status_server.Sources(
+        settings, environ={"DB_PASSWORD": "x", "DOCKER_HOST": "tcp://u:pw@h:2376"}, stub=lambda: STUB
+    )
     server = status_server.bind(settings.status_socket, sources)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from dynamic_nginx.template_watch import TEMPLATES_CHANGED, TemplateWatch
 
+
 def drain(events: queue.Queue[object], timeout: float) -> list[object]:
     """Everything that arrives within timeout after the first item (or nothing)."""
     try:

@@ -16,7 +16,7 @@ from dynamic_nginx import lastgood, startup, write
 from dynamic_nginx.marker import MARKER, RECORD, recorded
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.rebuild import Output
-from support import nginx_command, needs_nginx, settings_in
+from support import needs_nginx, nginx_command, settings_in
 
 GENERATED = f"{MARKER} from up.conf.j2; changes are overwritten.\nupstream a.upstream {{ server 10.0.0.1:80; }}\n"
 NEWER = f"{MARKER} from up.conf.j2; changes are overwritten.\nupstream a.upstream {{ server 10.0.0.2:80; }}\n"
@@ -135,9 +135,7 @@ def test_the_record_keeps_other_folders_lines(tmp_path: Path, record: Path) -> N
     assert files(second) == {}
 
 
-def test_the_watcher_logs_each_conflict_once_while_it_lasts(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_watcher_logs_each_conflict_once_while_it_lasts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = settings_in(tmp_path)
     output = Output(settings)
     (settings.conf_dir / "up.conf").write_text(USERS)
@@ -166,9 +164,7 @@ def test_the_reloaders_copies_only_own_recorded_files(tmp_path: Path, conf: Path
 
 @needs_nginx
 @pytest.mark.parametrize("copy", ["pinned.conf", "a-pinned.conf"])  # nginx blames the copy / the generated file
-def test_nginx_t_failing_on_a_pinned_copy_never_removes_it(
-    tmp_path: Path, conf: Path, record: Path, copy: str
-) -> None:
+def test_nginx_t_failing_on_a_pinned_copy_never_removes_it(tmp_path: Path, conf: Path, record: Path, copy: str) -> None:
     """The copy repeats the generated upstream, so nginx -t fails on the duplicate: it is reported
     (by the caller), and neither file is "repaired" away."""
     write.sync(conf, {"up.conf": GENERATED}, record=record)

@@ -29,8 +29,11 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 10) -> Non
 
 
 def docker_event(action: str, container_id: str, **attributes: str) -> dict[str, Any]:
-    return {"Type": "container", "Action": action,
-            "Actor": {"ID": container_id, "Attributes": {COMPOSE_PROJECT: PROJECT, **attributes}}}
+    return {
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": container_id, "Attributes": {COMPOSE_PROJECT: PROJECT, **attributes}},
+    }
 
 
 @pytest.fixture
