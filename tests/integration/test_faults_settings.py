@@ -49,7 +49,12 @@ def test_a_moved_run_dir_keeps_the_users_command_line_for_nginx_t(project) -> No
         assert p.exec("test", "-e", f"{RUN_DIR}/{name}", check=False).returncode == 0, name
         assert p.exec("test", "-e", f"/run/dynamic-nginx/{name}", check=False).returncode != 0, name
     # supervisorctl, as a user runs it, finds supervisord's socket in the moved run dir.
-    assert "RUNNING" in p.exec("supervisorctl", "status", "reloader").stdout
+    # (The reloader shows STARTING for its startsecs after any start, so wait for RUNNING.)
+    wait_for(
+        lambda: "RUNNING" in p.exec("supervisorctl", "status", "reloader").stdout,
+        20,
+        "supervisorctl to see the reloader",
+    )
     # SIGHUP reaches the reloader through its pid file there.
     run(["docker", "kill", "-s", "HUP", p.proxy_id()])
     wait_for(lambda: "SIGHUP: nginx -t, then reload" in p.logs(), 20, "the reloader to answer SIGHUP")
