@@ -23,7 +23,8 @@ from typing import Any, TextIO
 from . import labels as L
 from . import marker, status
 from .docker_source import DockerSource
-from .model import Container, Excluded, Model, Proxy, Server, absence, in_scope, network_choice, port_choice
+from .exclusions import Excluded, absence
+from .model import Container, Model, Proxy, Server, in_scope, network_choice, port_choice
 from .readiness import accepting
 from .rebuild import rebuild
 from .settings import Settings

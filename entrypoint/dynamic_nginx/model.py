@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 
 from . import labels as L
+from .exclusions import Excluded, Exclusion, Ledger, absence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,44 +143,6 @@ def zone_size(servers: int) -> str:
     return f"{kib}k"
 
 
-# Why a container handed to `build` serves in no upstream (Exclusion.reason); docs/design.md lists them too.
-# A reason ending in ":" is followed by the label or the owning service.
-EXCLUSION_REASONS = (
-    "out_of_scope",  # another project's, a `compose run` one, not opted in
-    "not_running",  # Docker says paused, restarting, ...
-    "stopping",  # it got the signal Docker stops it with
-    "starting",  # held back after restarting repeatedly, or its port does not accept connections yet
-    "health_starting",  # its HEALTHCHECK has not passed yet
-    "unhealthy",
-    "disabled_by_label",  # dynamic-nginx.enable=false
-    "label_invalid:",  # label_invalid:<label>
-    "no_shared_network",  # no network shared with the proxy, or dynamic-nginx.network names one it does not share
-    "no_ipv4_address",  # on a shared network, but with no IPv4 address there
-    "port_ambiguous",  # several exposed ports, none 80, no dynamic-nginx.port
-    "upstream_owned_by:",  # upstream_owned_by:<service>: the upstream is another service's of the proxy's project
-    "upstream_not_named",  # outside the proxy's project and not naming its upstream by label
-    "backup_with_lb",  # a backup server where the upstream's balancing method cannot have one
-    "too_many_upstreams",  # its upstreams were left out: more than MAX_UPSTREAMS wanted
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class Exclusion:
-    """A container `build` was given and serves in no upstream, and why.
-
-    `reason` is machine-readable (one of EXCLUSION_REASONS, with the label or
-    service after a colon where it ends in one); `detail` says it for people,
-    and is the logged problem line where there is one.
-    """
-
-    container: str
-    id: str
-    service: str
-    project: str
-    reason: str
-    detail: str
-
-
 @dataclasses.dataclass(frozen=True)
 class Model:
     """Everything a template may use, plus the lines to log about left-out containers."""
@@ -216,22 +179,6 @@ def referenced_upstreams(texts: Iterable[str]) -> set[str]:
     return found
 
 
-class Excluded(Exception):
-    """A container cannot be served; str() is the log line saying why and the fix,
-    `reason` the Exclusion reason."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-def is_live(container: Container, health_gating: bool = True) -> bool:
-    """Running, not on its way out, and healthy if it has a health check
-    (unless its `dynamic-nginx.health_gating=false` opts out of that)."""
-    healthy = container.health in (None, "healthy") or not health_gating
-    return container.state == "running" and healthy
-
-
 def in_scope(container: Container, proxy: Proxy, scope: str = "project") -> bool:
     """Not the proxy, not a one-off `run`; in the proxy's compose project, or
     (with scope "all") anywhere if it opts in with `dynamic-nginx.enable=true`."""
@@ -241,26 +188,6 @@ def in_scope(container: Container, proxy: Proxy, scope: str = "project") -> bool
     if proxy.project and decoded.project == proxy.project:
         return True
     return scope == "all" and decoded.opted_in
-
-
-def absence(
-    container: Container, leaving: Collection[str] = frozenset(), pending: Collection[str] = frozenset()
-) -> tuple[str, str] | None:
-    """(reason, detail) if the container is not to be served now whatever its labels say, else None.
-
-    Running, not `leaving` (signalled to stop), not `pending` (held back), and
-    healthy if it has a health check and does not opt out of health gating.
-    """
-    if container.state != "running":
-        return "not_running", f"Docker says it is {container.state}"
-    if container.id in leaving:
-        return "stopping", "it received the signal Docker stops it with"
-    if container.id in pending:
-        return "starting", "held back until it stays up"
-    if not is_live(container, container.decoded.health_gating):
-        reason = "health_starting" if container.health == "starting" else "unhealthy"
-        return reason, f"its health check says {container.health}"
-    return None
 
 
 def choose_network(container: Container, proxy: Proxy, wanted: str | None = None) -> tuple[str, str]:
@@ -513,21 +440,8 @@ def _combine(name: str, members: list[_Member]) -> tuple[Upstream, list[str], li
 Unready = Callable[[Collection[Server]], Collection[str]]
 
 
-class _Ledger:
-    """What one build found so far: problem lines, and why each container is left out."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-        self.excluded: dict[str, Exclusion] = {}
-
-    def exclude(self, container: Container, reason: str, detail: str) -> None:
-        self.excluded.setdefault(
-            container.id, Exclusion(container.name, container.id, container.service, container.project, reason, detail)
-        )
-
-
 def _admit(
-    container: Container, proxy: Proxy, owners: Mapping[str, str], defaults: L.ServerOptions, ledger: _Ledger
+    container: Container, proxy: Proxy, owners: Mapping[str, str], defaults: L.ServerOptions, ledger: Ledger
 ) -> list[tuple[str, _Member]] | None:
     """The (upstream, member) pairs the container may join, or None (logged and excluded) if none."""
     try:
@@ -585,7 +499,7 @@ def build(
     """
     extra = {name.lower() for name in extra_upstreams if L.is_name(name)}
     groups: dict[str, list[_Member]] = {name: [] for name in extra}
-    ledger = _Ledger()
+    ledger = Ledger()
     candidates = []
     for container in sorted(containers, key=lambda c: (c.name, c.id)):
         if in_scope(container, proxy, scope):
@@ -627,7 +541,7 @@ def _not_ready(admitted: Mapping[str, list[tuple[str, _Member]]], unready: Unrea
 
 
 def _assemble(
-    groups: dict[str, list[_Member]], extra: set[str], included: list[Container], proxy: Proxy, ledger: _Ledger
+    groups: dict[str, list[_Member]], extra: set[str], included: list[Container], proxy: Proxy, ledger: Ledger
 ) -> Model:
     """The model from the grouped members: capped, combined, and every unserved container accounted for."""
     problems, warnings = ledger.problems, []

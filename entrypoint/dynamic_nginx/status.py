@@ -27,7 +27,8 @@ from typing import Any
 
 from . import labels as L
 from . import marker
-from .model import Exclusion, Model, Server, Upstream
+from .exclusions import Exclusion
+from .model import Model, Server, Upstream
 
 # Bumped when a field changes meaning or goes away; new fields do not bump it.
 SCHEMA = 1
@@ -107,7 +108,7 @@ def upstream(u: Upstream) -> dict[str, Any]:
 
 
 def exclusion(entry: Exclusion) -> dict[str, Any]:
-    """A container left out, with its reason code (see model.EXCLUSION_REASONS)."""
+    """A container left out, with its reason code (see exclusions.EXCLUSION_REASONS)."""
     return {
         "name": entry.container,
         "id": entry.id,

@@ -10,7 +10,8 @@ from collections.abc import Collection
 
 import pytest
 from dynamic_nginx import model
-from dynamic_nginx.model import EXCLUSION_REASONS, Container, Server
+from dynamic_nginx.exclusions import EXCLUSION_REASONS
+from dynamic_nginx.model import Container, Server
 from support import NETWORK, container, members, proxy
 
 P = "dynamic-nginx."

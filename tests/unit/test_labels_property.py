@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dynamic_nginx import exclusions, model, render, write
 from dynamic_nginx import labels as L
-from dynamic_nginx import model, render, write
 from dynamic_nginx.model import Container, Model
 from dynamic_nginx.settings import Settings
 from hypothesis import HealthCheck, given, settings
@@ -231,7 +231,7 @@ def silent_reason(candidate: Container, scope: str) -> str | None:
     """Why a container may be left out without a problem line, or None if it may not."""
     if not model.in_scope(candidate, proxy(), scope):
         return "out of scope"
-    if not model.is_live(candidate):
+    if not exclusions.is_live(candidate):
         return "not live"
     if candidate.labels.get(P + "enable", "").lower() in L.FALSE:
         return "enable=false"
@@ -256,7 +256,7 @@ def check_accounted_for(built: Model, made: list[Container], scope: str) -> None
     for exclusion in built.excluded:
         assert any(
             exclusion.reason == r or (r.endswith(":") and exclusion.reason.startswith(r))
-            for r in model.EXCLUSION_REASONS
+            for r in exclusions.EXCLUSION_REASONS
         ), exclusion
 
 
