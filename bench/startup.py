@@ -5,7 +5,10 @@ Compares this image (with two backends already running, so its first answer
 must come from a replica) against Debian's plain nginx started the same way.
 Prints medians and the ratio; asserts nothing about speed.
 
-    python3 bench/startup.py [--trials 10]
+    python3 bench/startup.py [--trials 10] [--image A --image B]
+
+With several --image, their trials are interleaved (A, B, plain, A, B, plain,
+...) so the machine's drifting load hits them alike.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--port", type=int, default=18181)
+    parser.add_argument("--image", action="append", help=f"an image to measure (repeatable; default {IMAGE})")
     args = parser.parse_args()
     subprocess.run(
         ["docker", "build", "-q", "--network", "host", "-t", PLAIN, str(ROOT / "bench" / "plain")],
@@ -75,26 +79,31 @@ def main() -> int:
         for _ in range(2)
     ]
     hostnames = {b[:12] for b in backends}
-    ours = [
-        "--network",
-        project,
-        *labels,
-        "--label",
-        "com.docker.compose.service=proxy",
-        "-v",
-        "/var/run/docker.sock:/var/run/docker.sock:ro",
-        "-v",
-        f"{conf}/site.conf:/etc/nginx/conf.d/default.conf:ro",
-        IMAGE,
-    ]
+
+    def ours(image: str) -> list[str]:
+        return [
+            "--network",
+            project,
+            *labels,
+            "--label",
+            "com.docker.compose.service=proxy",
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock:ro",
+            "-v",
+            f"{conf}/site.conf:/etc/nginx/conf.d/default.conf:ro",
+            image,
+        ]
+
     plain = ["--network", project, "-v", f"{conf}/nginx.conf:/etc/nginx/nginx.conf:ro", PLAIN]
-    results: dict[str, list[float]] = {"dynamic-nginx": [], "plain nginx": []}
+    images = args.image or [IMAGE]
+    results: dict[str, list[float]] = {image: [] for image in images} | {"plain nginx": []}
     try:
         for _ in range(args.trials):
-            seconds, status, body = trial(ours, args.port)
-            if status != 200 or body not in hostnames:
-                raise RuntimeError(f"first answer was {status} {body!r}, not a replica")
-            results["dynamic-nginx"].append(seconds)
+            for image in images:
+                seconds, status, body = trial(ours(image), args.port)
+                if status != 200 or body not in hostnames:
+                    raise RuntimeError(f"{image}: first answer was {status} {body!r}, not a replica")
+                results[image].append(seconds)
             results["plain nginx"].append(trial(plain, args.port)[0])
     finally:
         subprocess.run(["docker", "rm", "-f", *backends], capture_output=True)
@@ -103,7 +112,8 @@ def main() -> int:
         name: {"median_s": round(statistics.median(v), 3), "max_s": round(max(v), 3), "trials": len(v)}
         for name, v in results.items()
     }
-    summary["ratio_median"] = round(summary["dynamic-nginx"]["median_s"] / summary["plain nginx"]["median_s"], 1)
+    for image in images:
+        summary[f"{image} / plain, medians"] = round(summary[image]["median_s"] / summary["plain nginx"]["median_s"], 1)
     print(json.dumps(summary, indent=2))
     return 0
 
