@@ -174,6 +174,23 @@ def test_explain_tells_each_of_the_five_what_the_status_says(demo: Demo):
     assert step(explain(demo.p, demo.names["lonely"]), "network").startswith("NO  network    no_shared_network: ")
 
 
+def test_explain_json_gives_the_reason_codes_of_the_status(demo: Demo):
+    details = {e["id"]: e["detail"] for e in status_json(demo.status_port)["excluded"]}
+    for service in SERVICES:
+        report = json.loads(demo.p.exec("dynamic-nginx", "explain", demo.names[service], "--json").stdout)
+        assert report["found"] is True and report["taken_as"] == "container", report
+        (container,) = report["containers"]
+        assert container["id"] == demo.ids[service] and container["service"] == service
+        if service == "good":
+            assert (container["member_of"], container["reason"]) == (["good.upstream"], None), container
+        else:
+            assert container["member_of"] == [] and container["reason"] == REASONS[service], container
+            assert container["detail"] == details[demo.ids[service]]
+        steps = {s["name"]: s for s in container["steps"]}
+        assert steps["verdict"]["ok"] is (service == "good") and steps["connect"]["text"]
+        assert steps["connect"]["ok"] is (True if service in ("good", "slow", "sick") else None), steps["connect"]
+
+
 def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     """(width, height, rows of RGB bytes) of an 8-bit RGB or RGBA, non-interlaced PNG (what chromium writes)."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
