@@ -1,8 +1,9 @@
 """Issue 12's demo through the real image against a real dockerd, started once for the module:
 a healthy, a starting, an unhealthy, a bad-label and a no-shared-network container behind one
 proxy with DYNAMIC_NGINX_STATUS_LISTEN on. For that one demo: status.json's states and reasons,
-/metrics, `dynamic-nginx explain` for each of the five, and the page in headless chromium (read
-from the DOM chromium built, and a screenshot checked for what it contains, not compared by pixels)."""
+/metrics, `dynamic-nginx explain` (text and --json) for each of the five, the page in headless
+chromium (read from the DOM chromium built, and a screenshot checked for what it contains, not
+compared by pixels), and the status server asleep while nobody asks it."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def demo_compose() -> str:
 
 
 class Demo:
+    """The running demo: its project, the status port published on the host, each service's container."""
+
     def __init__(self, project: Project, status_port: int):
         self.p = project
         self.status_port = status_port
