@@ -1,4 +1,4 @@
-"""`dynamic-nginx`, the command for people: `dynamic-nginx status [--json]`.
+"""`dynamic-nginx`, the command for people: `dynamic-nginx status [--json]`, `dynamic-nginx explain <x> [--json]`.
 
 Run inside the proxy's container (`docker compose exec proxy dynamic-nginx
 status`). It reads the status parts the watcher and the reloader keep in the
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, environ: Mappi
     show.add_argument("--json", action="store_true", help="the status model, as /status.json serves it")
     why = commands.add_parser("explain", help="every step of the decision about a container, or each of a service's")
     why.add_argument("target", help="a container's name or id (or compose's short web-2), or a service's name")
+    why.add_argument("--json", action="store_true", help="the same steps as JSON, with each verdict's reason code")
     args = parser.parse_args(argv)
     if args.command == "explain":
         from . import explain  # asks Docker: only this command pays for docker-py
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, environ: Mappi
         except S.SettingsError as error:
             print(f"dynamic-nginx: {error}", file=sys.stderr)
             return 2
-        return explain.main(args.target, settings, out)
+        return explain.main(args.target, settings, out, as_json=args.json)
     try:
         run_dir = S.from_env(environ).run_dir
     except S.SettingsError as error:  # the programs refuse to start then; the status may still say why

@@ -226,31 +226,86 @@ def format_steps(container: Container, steps: Iterable[Step]) -> str:
     return "\n".join([head] + [f"  {marks[s.ok]}{s.name:<10} {s.text}" for s in steps]) + "\n"
 
 
-def run(target: str, settings: Settings, source: DockerSource, out: TextIO, connect: Connect = tcp_connect) -> int:
-    """Explain `target` to `out`: 0 when it names a container or a service with containers, 1 if not."""
+@dataclasses.dataclass(frozen=True)
+class Explained:
+    """One container's steps, and the verdict as data: the upstreams it is in, or the reason code it is out."""
+
+    container: Container
+    steps: list[Step]
+    upstreams: list[str]
+    reason: str | None
+    detail: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What explain found for a target: the exit code, a line about the target (or ""), each container's steps."""
+
+    target: str
+    code: int
+    message: str
+    taken_as: str
+    explained: list[Explained]
+
+    def text(self) -> str:
+        head = self.message + "\n" if self.message else ""
+        return head + "".join(format_steps(e.container, e.steps) for e in self.explained)
+
+    def data(self) -> dict[str, Any]:
+        """The same steps as plain data (`explain --json`): a step's `ok` is true, false or null (no verdict)."""
+        return {
+            "target": self.target,
+            "taken_as": self.taken_as,
+            "found": self.code == 0,
+            "message": self.message or None,
+            "containers": [
+                {
+                    "name": e.container.name,
+                    "id": e.container.id,
+                    "service": e.container.service,
+                    "project": e.container.project,
+                    "member_of": e.upstreams,
+                    "reason": e.reason,
+                    "detail": e.detail,
+                    "steps": [{"name": s.name, "ok": s.ok, "text": s.text} for s in e.steps],
+                }
+                for e in self.explained
+            ],
+        }
+
+
+def examine(target: str, settings: Settings, source: DockerSource, connect: Connect = tcp_connect) -> Report:
+    """Explain `target`: code 0 when it names a container or a service (with containers or none), 1 if not."""
     proxy = source.find_self(settings.container)
     if settings.project:
         proxy = dataclasses.replace(proxy, project=settings.project)
     listed = source.containers(proxy.project, opted_in=settings.scope == "all")
     services = source.services(proxy.project)
     chosen, how = find(target, listed)
+    message = ""
     if not chosen:
         other = source.inspect(target)
         if other is None:
             if target in services:
-                out.write(
+                return Report(
+                    target,
+                    0,
                     f"service {target} of project {proxy.project} has no running container: "
-                    f"{L.upstream_name(target)} has no server, and nginx answers 503 for it\n"
+                    f"{L.upstream_name(target)} has no server, and nginx answers 503 for it",
+                    "service",
+                    [],
                 )
-                return 0
-            out.write(
+            return Report(
+                target,
+                1,
                 f"no container or service named {target!r}: Docker knows no such container, and the proxy's "
-                f"project {proxy.project or '(none)'} has the services {', '.join(sorted(services)) or 'none'}\n"
+                f"project {proxy.project or '(none)'} has the services {', '.join(sorted(services)) or 'none'}",
+                "none",
+                [],
             )
-            return 1
         chosen, listed = [other], [*listed, other]
     if how == "service":
-        out.write(f"service {target}: {len(chosen)} container(s)\n")
+        message = f"service {target}: {len(chosen)} container(s)"
 
     def unready(servers: Iterable[Server]) -> set[str]:
         servers = list(servers)
@@ -261,6 +316,7 @@ def run(target: str, settings: Settings, source: DockerSource, out: TextIO, conn
         settings, proxy, listed, services=services, unready=unready if settings.probe_ports else None
     )
     part = status.load(settings.run_dir / marker.WATCHER_STATUS)
+    explained = []
     for container in chosen:
         steps = explain_container(
             container, proxy, model, settings.scope, settings.probe_ports, connect, rendered.outputs.values()
@@ -268,10 +324,28 @@ def run(target: str, settings: Settings, source: DockerSource, out: TextIO, conn
         said = _watcher_said(container, part)
         if said is not None:
             steps.insert(len(steps) - 1, said)
-        out.write(format_steps(container, steps))
-    return 0
+        upstreams = [u.name for u in model.upstreams for s in u.servers if s.container.id == container.id]
+        left = None if upstreams else next((e for e in model.excluded if e.id == container.id), None)
+        reason, detail = (left.reason, left.detail) if left is not None else (None, None)
+        explained.append(Explained(container, steps, upstreams, reason, detail))
+    return Report(target, 0, message, how, explained)
 
 
-def main(target: str, settings: Settings, out: TextIO) -> int:
+def run(
+    target: str,
+    settings: Settings,
+    source: DockerSource,
+    out: TextIO,
+    connect: Connect = tcp_connect,
+    as_json: bool = False,
+) -> int:
+    """Explain `target` to `out`, as text or (`as_json`) as JSON: 0 when it names a container or a
+    service, 1 if not."""
+    report = examine(target, settings, source, connect)
+    out.write(status.encode(report.data()).decode() if as_json else report.text())
+    return report.code
+
+
+def main(target: str, settings: Settings, out: TextIO, as_json: bool = False) -> int:
     """The command: Docker as the watcher reaches it (read-only calls only)."""
-    return run(target, settings, DockerSource.quick(10.0), out)
+    return run(target, settings, DockerSource.quick(10.0), out, as_json=as_json)

@@ -32,6 +32,10 @@ from .settings import Settings
 log = logging.getLogger("status")
 UNPRIVILEGED_USER = "dynamic-nginx"
 STUB_TIMEOUT = 1.0
+# serve_forever's default wakes the process twice a second only to see whether shutdown()
+# was called; nothing here calls it (supervisord's TERM ends the process), so between
+# requests the server sleeps in the kernel and costs nothing.
+IDLE_POLL_SECONDS = 3600.0
 
 
 def _when(value: object) -> str:
@@ -169,5 +173,5 @@ def serve(settings: Settings) -> int:
     server = bind(settings.status_socket, Sources(settings))
     drop_root()
     log.info("status page, /status.json and /metrics on %s", settings.status_listen)
-    server.serve_forever()
+    server.serve_forever(poll_interval=IDLE_POLL_SECONDS)
     return 0

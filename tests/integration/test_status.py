@@ -135,4 +135,14 @@ def test_with_the_listener_off_nothing_answers_and_no_server_runs(project):
     # The status files are written anyway (for `dynamic-nginx status`); the socket is not.
     assert p.exec("sh", "-c", "ls /run/dynamic-nginx/status.sock 2>/dev/null", check=False).stdout == ""
     assert "stub_status" not in p.exec("cat", "/etc/nginx/conf.d/dynamic-nginx-upstreams.conf").stdout
+    # The whole configuration nginx runs (every file it includes) has no status server either,
+    running = p.exec("nginx", "-T").stdout
+    assert "nginx.conf" in running and "dynamic-nginx-upstreams.conf" in running, running[:2000]
+    for absent in ("stub_status", "status.sock", f"listen {STATUS_PORT_IN_CONTAINER}", "listen 127.0.0.1:29504"):
+        assert absent not in running, absent
+    # and no process of the container is the status server.
+    commands = p.exec(
+        "sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null; true"
+    ).stdout
+    assert "dynamic_nginx watch" in commands and "status-server" not in commands, commands
     assert not re.search(r"^status: ", p.logs(), re.M)  # no line from the status server
