@@ -1,0 +1,175 @@
+"""Swarm mode on two nodes, under load (issue 13, item 5).
+
+One Swarm of two nested engines for the module (swarm.py): a stack of the
+proxy, pinned to the manager with its port published there in host mode and
+on the host's 127.0.0.1, and `app`, the demo backend, whose tasks run on both
+nodes and are reached over the stack's overlay network. The proxy finds its
+mode on its own (it is a Swarm task on a manager). Each test first brings
+`app` to a known number of tasks, all served, then changes it under a steady
+bounded load: scale up and down, rolling updates in both orders, a drained
+node, and a restarted proxy.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from harness import BACKEND_IMAGE, IMAGE, SITE, Load, Outcome, record, tally, wait_for
+from swarm import Stack, Swarm, Task, app_service, proxy_service
+
+PORT = 8080  # where the proxy publishes on the manager
+
+
+@pytest.fixture(scope="module")
+def bed(images: None) -> Iterator[tuple[Stack, int]]:
+    """The Swarm with the stack deployed: (stack, the proxy's port on 127.0.0.1)."""
+    swarm = Swarm(ports=(PORT,))
+    try:
+        swarm.start({"manager": [IMAGE, BACKEND_IMAGE], "worker": [BACKEND_IMAGE]})
+        stack = Stack(
+            swarm,
+            {"proxy": proxy_service(IMAGE, PORT, "site.conf"), "app": app_service(BACKEND_IMAGE, 2)},
+            {"site.conf": SITE.format(upstream="app.upstream")},
+        ).deploy()
+        stack.wait_settled("proxy", 1)
+        yield stack, swarm.host_port[PORT]
+    finally:
+        swarm.remove()
+
+
+def serving(stack: Stack, port: int, replicas: int) -> list[Task]:
+    """Bring `app` to `replicas` tasks, with every node available, and wait until each is served."""
+    stack.swarm.availability("worker", "active")
+    stack.scale("app", replicas)
+    tasks = stack.wait_settled("app", replicas)
+    wanted = {t.container for t in tasks}
+    wait_for(lambda: set(tally(port, 4 * replicas + 4)) == wanted, 30, f"tasks {sorted(wanted)} served", interval=0.1)
+    return tasks
+
+
+def assert_nothing_lost(load: Load, least: int = 100) -> None:
+    outcomes = load.snapshot()
+    failures = load.failures()
+    assert len(outcomes) >= least, f"the load ran only {len(outcomes)} requests"
+    assert not failures, f"{len(failures)} of {len(outcomes)} requests failed, e.g. {failures[:5]}"
+
+
+def first_answers(outcomes: list[Outcome], since: float) -> dict[str, float]:
+    """Wall clock of each body's first 200 that ended at or after `since`."""
+    first: dict[str, float] = {}
+    for o in sorted(outcomes, key=lambda o: o.done):
+        if o.status == 200 and o.done >= since:
+            first.setdefault(o.body, o.done)
+    return first
+
+
+def upstream_servers(stack: Stack) -> list[str]:
+    """The `server` lines of app.upstream in the proxy's generated file."""
+    proxy = stack.running("proxy")[0].container
+    text = stack.swarm.manager.docker("exec", proxy, "cat", "/etc/nginx/conf.d/dynamic-nginx-upstreams.conf").stdout
+    block = re.search(r"upstream app\.upstream \{(.*?)\n\}", text, re.S)
+    return re.findall(r"^\s+server (\S+)", block.group(1), re.M) if block else []
+
+
+def test_tasks_on_both_nodes_are_served_through_the_overlay(bed):
+    stack, port = bed
+    tasks = serving(stack, port, 4)
+    assert {t.node for t in tasks} == {"manager", "worker"}, tasks
+    assert len(upstream_servers(stack)) == 4
+    assert set(tally(port, 40)) == {t.container for t in tasks}
+
+
+def test_scale_1_to_5_serves_each_new_task_within_1s_of_running(bed):
+    stack, port = bed
+    before = {t.container for t in serving(stack, port, 1)}
+    with Load(port, clients=4, max_requests=20_000, max_seconds=90) as load:
+        time.sleep(0.5)
+        stack.scale("app", 5)
+        tasks = stack.wait_settled("app", 5)
+        new = [t for t in tasks if t.container not in before]
+        wait_for(lambda: all(load.first_from(t.container) for t in new), 10, "every new task served", interval=0.05)
+        time.sleep(0.5)
+    delays = {t.container: round(load.first_from(t.container) - t.since, 3) for t in new}  # type: ignore[operator]
+    record("swarm: scale 1 -> 5, seconds from a task running to its first answer (each)", sorted(delays.values()))
+    assert {t.node for t in tasks} == {"manager", "worker"}
+    assert max(delays.values()) <= 1.0, delays
+    assert_nothing_lost(load)
+
+
+def test_scale_5_to_1_fails_no_request(bed):
+    stack, port = bed
+    serving(stack, port, 5)
+    with Load(port, clients=4, max_requests=20_000, max_seconds=90) as load:
+        time.sleep(0.5)
+        stack.scale("app", 1)
+        (left,) = stack.wait_settled("app", 1)
+        settled = time.time()
+        time.sleep(1)
+    assert load.hosts_since(settled) == {left.container}
+    assert_nothing_lost(load)
+
+
+@pytest.mark.parametrize("order", ["stop-first", "start-first"])
+def test_rolling_update_fails_no_request_and_none_takes_over_1s(bed, order):
+    stack, port = bed
+    old = {t.container for t in serving(stack, port, 3)}
+    with Load(port, clients=4, max_requests=30_000, max_seconds=120) as load:
+        time.sleep(0.5)
+        image = stack.roll("app", order)
+        wait_for(lambda: stack.update_state("app") == "completed", 90, f"the {order} update to complete", interval=0.5)
+        tasks = stack.wait_settled("app", 3, image)
+        done = time.time()
+        time.sleep(1)
+    summary = load.summary()
+    record(f"swarm: rolling update {order} of 3 tasks under load", summary)
+    assert not old & {t.container for t in tasks}, "every task was replaced"
+    assert load.hosts_since(done) == {t.container for t in tasks}
+    assert_nothing_lost(load)
+    assert not load.slow(1.0), load.slow(1.0)[:5]
+
+
+def test_draining_a_node_takes_its_tasks_out_and_fails_no_request(bed):
+    stack, port = bed
+    tasks = serving(stack, port, 3)
+    on_worker = {t.container for t in tasks if t.node == "worker"}
+    assert on_worker, f"Swarm put no task on the worker: {tasks}"
+
+    def all_on_manager() -> list[Task]:
+        live = stack.settled("app", 3)
+        return live if all(t.node == "manager" for t in live) else []
+
+    try:
+        with Load(port, clients=4, max_requests=20_000, max_seconds=90) as load:
+            time.sleep(0.5)
+            stack.swarm.availability("worker", "drain")
+            tasks = wait_for(all_on_manager, 60, "all three tasks on the manager", interval=0.2)
+            settled = time.time()
+            time.sleep(1)
+    finally:
+        stack.swarm.availability("worker", "active")
+    assert not load.hosts_since(settled) & on_worker, "the drained node's tasks left the upstream"
+    assert load.hosts_since(settled) == {t.container for t in tasks}
+    assert len(upstream_servers(stack)) == 3
+    assert_nothing_lost(load)
+
+
+def test_restarted_proxy_serves_every_task_within_2s_of_running(bed):
+    stack, port = bed
+    tasks = serving(stack, port, 3)
+    (old,) = stack.running("proxy")
+    with Load(port, clients=4, max_requests=30_000, max_seconds=90) as load:
+        stack.restart("proxy")
+        (new,) = wait_for(
+            lambda: [t for t in stack.running("proxy") if t.id != old.id],
+            60,
+            "the new proxy task running",
+            interval=0.1,
+        )
+        wanted = {t.container for t in tasks}
+        wait_for(lambda: load.hosts_since(new.since) >= wanted, 10, "every task served by the new proxy", interval=0.05)
+    back = max(first_answers(load.snapshot(), new.since)[c] for c in wanted) - new.since
+    record("swarm: proxy restarted, seconds from its task running to every task served", round(back, 3))
+    assert back <= 2.0
