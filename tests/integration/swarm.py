@@ -250,6 +250,12 @@ class Stack:
         """Replace every task of the service (`docker service update --force`), returning at once."""
         self.update(short, "--force")
 
+    def started(self, task: Task) -> float:
+        """Wall clock when the task's container started (its node's State.StartedAt): a little
+        before Swarm reports the task running."""
+        engine = self.swarm.engines[task.node]
+        return wall_clock(engine.docker("inspect", "--format", "{{.State.StartedAt}}", task.container).stdout.strip())
+
     def inspect(self, short: str) -> dict[str, Any]:
         return json.loads(self.swarm.docker("service", "inspect", self.service(short)).stdout)[0]
 

@@ -161,6 +161,7 @@ def test_restarted_proxy_serves_every_task_within_2s_of_running(bed):
     tasks = serving(stack, port, 3)
     (old,) = stack.running("proxy")
     with Load(port, clients=4, max_requests=30_000, max_seconds=90) as load:
+        asked = time.time()
         stack.restart("proxy")
         (new,) = wait_for(
             lambda: [t for t in stack.running("proxy") if t.id != old.id],
@@ -170,6 +171,12 @@ def test_restarted_proxy_serves_every_task_within_2s_of_running(bed):
         )
         wanted = {t.container for t in tasks}
         wait_for(lambda: load.hosts_since(new.since) >= wanted, 10, "every task served by the new proxy", interval=0.05)
-    back = max(first_answers(load.snapshot(), new.since)[c] for c in wanted) - new.since
-    record("swarm: proxy restarted, seconds from its task running to every task served", round(back, 3))
-    assert back <= 2.0
+    first = first_answers(load.snapshot(), new.since)
+    back = max(first[c] for c in wanted)
+    started = stack.started(new)
+    record(
+        "swarm: proxy restarted: update -> new task running; its container started -> every task served; "
+        "its task running -> every task served (s)",
+        [round(new.since - asked, 2), round(back - started, 3), round(back - new.since, 3)],
+    )
+    assert back - new.since <= 2.0
