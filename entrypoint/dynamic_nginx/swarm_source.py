@@ -41,6 +41,14 @@ SERVICE_ID = "com.docker.swarm.service.id"
 # GET on the manager's socket; a new task is served at most this much after
 # Swarm reports it running (plus the rebuild and reload).
 POLL_INTERVAL = 0.3
+# While Swarm is converging (the few seconds after a service or node event or
+# a change of the tasks: a scale, an update, a drain) it is polled faster, so
+# a task is seen sooner when it matters; at rest the cost stays one GET per
+# POLL_INTERVAL.
+POLL_BUSY = 0.1
+BUSY_FOR = 5.0
+# A poll's answer is the list that follows it when it is this fresh.
+REUSE_POLL = 0.1
 # Docker's own service and node events, which come at once: a scale, an
 # update or a drain starts with one of them, before any task changes.
 EVENT_FILTERS = {"type": ["service", "node"]}
@@ -209,6 +217,8 @@ class SwarmSource(DockerSource):
         self._own_service = ""
         self._stack = ""
         self._watched: frozenset[str] = frozenset()  # the ids of the services the last list served from
+        self._polled: tuple[float, list[Mapping[str, Any]]] | None = None  # (when, answer) of the last poll
+        self._listed: tuple[str, list[Service]] | None = None  # the services of the last `containers`
 
     def proxy(self, proxy_id: str) -> Proxy:
         """Our own task's container: the stack it belongs to and the networks it is on, by id."""
@@ -237,11 +247,17 @@ class SwarmSource(DockerSource):
         return [s for s in map(service_from_api, listed) if s.id != self._own_service]
 
     def _tasks(self) -> list[Mapping[str, Any]]:
+        """The tasks Swarm wants running: the last poll's answer if it is fresh (the list that
+        follows a change the poll saw), else a new one."""
+        polled, self._polled = self._polled, None
+        if polled is not None and time.monotonic() - polled[0] <= REUSE_POLL:
+            return polled[1]
         return list(self._api.tasks(filters={"desired-state": ["running"]}))
 
     def containers(self, project: str, opted_in: bool = False) -> list[Container]:
         """The members to serve: the running tasks of the stack's services (see `members`)."""
         services = self._services(project, opted_in)
+        self._listed = (project, services)
         self._watched = frozenset(s.id for s in services)
         tasks = self._tasks() if services else []
         ingress = {i for t in tasks for i, is_ingress, _ in _attachments(t) if is_ingress}
@@ -249,8 +265,11 @@ class SwarmSource(DockerSource):
         return members(services, tasks, shared)
 
     def services(self, project: str) -> set[str]:
-        """The stack's services, scaled to 0 or not: each owns its upstream."""
-        return {s.labels[L.COMPOSE_SERVICE] for s in self._services(project)}
+        """The stack's services, scaled to 0 or not: each owns its upstream. (The list a
+        `containers` call just made is used again: the watcher asks both in one refresh.)"""
+        listed, self._listed = self._listed, None
+        services = listed[1] if listed is not None and listed[0] == project else self._services(project)
+        return {s.labels[L.COMPOSE_SERVICE] for s in services if s.labels.get(STACK) == project}
 
     def refresh(
         self, listed: Iterable[Container], ids: Collection[str], project: str, opted_in: bool = False
@@ -266,8 +285,10 @@ class SwarmSource(DockerSource):
 
     def polled(self) -> frozenset[tuple[str, str, str, str]]:
         """The fingerprint of the tasks of the services the last list served from."""
+        tasks = list(self._api.tasks(filters={"desired-state": ["running"]}))
+        self._polled = (time.monotonic(), tasks)
         watched = self._watched
-        return fingerprint(t for t in self._tasks() if str(t.get("ServiceID") or "") in watched)
+        return fingerprint(t for t in tasks if str(t.get("ServiceID") or "") in watched)
 
     def subscribe(self) -> SwarmStream:
         """Service and node events, now, and the poll of the tasks that stands in for task events."""
@@ -281,6 +302,9 @@ _ENDED = object()
 
 class SwarmStream(EventStream):
     """Docker's service and node events, and a `tasks` event whenever a poll of the tasks differs.
+
+    Polls every `interval` at rest, every POLL_BUSY for BUSY_FOR seconds
+    after an event or a change.
 
     Ends (like a container event stream at a daemon restart) when Docker's
     stream ends or a poll fails: the watcher reconnects and lists again.
@@ -307,7 +331,7 @@ class SwarmStream(EventStream):
     def __iter__(self) -> Iterator[E.Event]:
         reader = threading.Thread(target=self._read, name="swarm-events", daemon=True)
         reader.start()
-        next_poll = time.monotonic()
+        next_poll = busy_until = time.monotonic()
         try:
             while not self._closed.is_set():
                 try:
@@ -316,14 +340,20 @@ class SwarmStream(EventStream):
                     item = None
                 if item is _ENDED:
                     return
+                now = time.monotonic()
                 if isinstance(item, E.Event):
+                    busy_until = now + BUSY_FOR
+                    next_poll = min(next_poll, now + POLL_BUSY)
                     yield item
                     continue
-                next_poll = time.monotonic() + self._interval
                 seen = self._poll()
-                if self._last is not None and seen != self._last:
-                    yield TASKS_CHANGED
+                changed = self._last is not None and seen != self._last
                 self._last = seen
+                if changed:
+                    busy_until = now + BUSY_FOR
+                next_poll = now + (min(POLL_BUSY, self._interval) if now < busy_until else self._interval)
+                if changed:
+                    yield TASKS_CHANGED
         finally:
             self._closed.set()
             reader.join(1.0)

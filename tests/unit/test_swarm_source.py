@@ -283,6 +283,43 @@ def test_the_poll_stands_in_for_task_events() -> None:
     assert not thread.is_alive()
 
 
+def test_a_list_right_after_a_poll_uses_its_answer() -> None:
+    """The list that follows a change the poll saw asks Docker for the services once, the tasks not again."""
+    swarm = FakeSwarm()
+    swarm.services_, swarm.tasks_ = [app()], [task("app", 1, "10.0.1.11")]
+    source = SwarmSource(swarm)
+    source.proxy(PROXY_CONTAINER)
+    source.polled()
+    before = list(swarm.calls)
+    assert [c.name for c in source.containers("dn")] == [tname("app", 1)]
+    assert source.services("dn") == {"app"}
+    assert swarm.calls[len(before) :] == ["services"]
+    source.containers("dn")
+    assert swarm.calls[len(before) + 1 :] == ["services", "tasks"], "a stale poll is not used"
+
+
+def test_after_a_swarm_event_the_poll_quickens() -> None:
+    """At rest every 30 s here; after a service event, a new task is noticed well before that."""
+    swarm = FakeSwarm()
+    swarm.services_, swarm.tasks_ = [app()], [task("app", 1, "10.0.1.11")]
+    source = SwarmSource(swarm, poll_interval=30)
+    source.containers("dn")
+    stream = source.subscribe()
+    heard: list[E.Event] = []
+    thread = collect(stream, heard)
+    try:
+        eventually(lambda: "tasks" in swarm.calls[1:], "never polled")
+        assert swarm.stream is not None
+        swarm.stream.feed({"Type": "service", "Action": "update", "Actor": {"ID": "svc-app", "Attributes": {}}})
+        eventually(lambda: len(heard) == 1, "the service event was not passed on")
+        swarm.tasks_.append(task("app", 2, "10.0.1.12"))
+        eventually(lambda: heard[1:] == [TASKS_CHANGED], "the new task was not noticed soon", timeout=10)
+    finally:
+        stream.close()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
 @pytest.mark.parametrize(
     "end",
     [
