@@ -156,27 +156,30 @@ def test_draining_a_node_takes_its_tasks_out_and_fails_no_request(bed):
     assert_nothing_lost(load)
 
 
-def test_restarted_proxy_serves_every_task_within_2s_of_running(bed):
+def test_restarted_proxy_serves_every_task_within_2s_of_its_start(bed):
+    """Timed from the new container's start: Swarm reports a task with a health check (the
+    image has one, every 15 s) `running` only once it passed, long after it began to serve."""
     stack, port = bed
     tasks = serving(stack, port, 3)
     (old,) = stack.running("proxy")
-    with Load(port, clients=4, max_requests=30_000, max_seconds=90) as load:
+    with Load(port, clients=4, max_requests=30_000, max_seconds=120) as load:
         asked = time.time()
         stack.restart("proxy")
         (new,) = wait_for(
-            lambda: [t for t in stack.running("proxy") if t.id != old.id],
+            lambda: [t for t in stack.tasks("proxy") if t.id != old.id and t.container and t.desired == "running"],
             60,
-            "the new proxy task running",
+            "the new proxy's container",
             interval=0.1,
         )
+        started = stack.started(new)
         wanted = {t.container for t in tasks}
-        wait_for(lambda: load.hosts_since(new.since) >= wanted, 10, "every task served by the new proxy", interval=0.05)
-    first = first_answers(load.snapshot(), new.since)
-    back = max(first[c] for c in wanted)
-    started = stack.started(new)
+        wait_for(lambda: load.hosts_since(started) >= wanted, 30, "every task served by the new proxy", interval=0.05)
+    first = first_answers(load.snapshot(), started)
+    back = max(first[c] for c in wanted) - started
+    (running,) = wait_for(lambda: stack.running("proxy"), 40, "Swarm to report the new proxy running", interval=0.5)
     record(
-        "swarm: proxy restarted: update -> new task running; its container started -> every task served; "
-        "its task running -> every task served (s)",
-        [round(new.since - asked, 2), round(back - started, 3), round(back - new.since, 3)],
+        "swarm: proxy restarted: update -> new container started; started -> every task served; started -> Swarm "
+        "says running (s)",
+        [round(started - asked, 2), round(back, 3), round(running.since - started, 2)],
     )
-    assert back - new.since <= 2.0
+    assert back <= 2.0
