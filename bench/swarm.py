@@ -17,9 +17,10 @@ so both see every change at the same moment. The schedule:
   seconds from Swarm marking it running to its first answer through each proxy;
   the errors of the scale-downs;
 - `docker service update --image` rolling updates of the 3 tasks, stop-first
-  and start-first, `--updates` times each: errors and requests over 1 s.
+  and start-first, `--updates` times each: errors and requests over 1 s;
+- the worker drained (its tasks move to the manager), then made active: errors.
 
-    python3 bench/swarm.py               # about 5 minutes on 2 cores
+    python3 bench/swarm.py               # about 4 minutes on 2 cores
     python3 bench/swarm.py --rounds 2 --updates 1
 
 Images: the harness's (DYNAMIC_NGINX_IMAGE, DYNAMIC_NGINX_BACKEND_IMAGE) and
@@ -144,7 +145,31 @@ def measure(stack: Stack, loads: dict[str, Load], rounds: int, updates: int) -> 
                 by_name[name].append(summary)
             failed = {n: s[-1]["non_2xx"] + s[-1]["connection_errors"] for n, s in by_name.items()}
             say(f"{order} update {number + 1}: failed {failed}")
-    return {name: result(loads[name], delays[name], downs[name], {o: rolls[o][name] for o in rolls}) for name in loads}
+    drained = drain(stack, loads)
+    return {
+        name: result(loads[name], delays[name], downs[name], {o: rolls[o][name] for o in rolls}, drained[name])
+        for name in loads
+    }
+
+
+def drain(stack: Stack, loads: dict[str, Load]) -> dict[str, dict[str, Any]]:
+    """Drain the worker (its tasks move to the manager), then make it active again: the drain's errors."""
+    moved = sum(1 for t in stack.running("app") if t.node == "worker")
+    since = time.time()
+    stack.swarm.availability("worker", "drain")
+    try:
+        wait_for(
+            lambda: (live := stack.settled("app", ROLLED)) and all(t.node == "manager" for t in live),
+            120,
+            "every task on the manager",
+            interval=0.3,
+        )
+        time.sleep(2)
+    finally:
+        stack.swarm.availability("worker", "active")
+    found = {name: {**summary, "tasks_moved": moved} for name, summary in windowed(loads, since, time.time()).items()}
+    say(f"drain: failed { {n: s['non_2xx'] + s['connection_errors'] for n, s in found.items()} }")
+    return found
 
 
 def paired(ours: list[float | None], dns: list[float | None]) -> dict[str, Any]:
@@ -163,8 +188,10 @@ def result(
     delays: list[float | None],
     downs: list[dict[str, Any]],
     rolls: dict[str, list[dict[str, Any]]],
+    drained: dict[str, Any],
 ) -> dict[str, Any]:
     return {
+        "drain": drained,
         "new_task_to_first_answer": stats(delays),
         "scale_downs": add(downs),
         **{f"rolling_update_{order}": add(summaries) for order, summaries in rolls.items()},
@@ -175,16 +202,17 @@ def result(
 def table(results: dict[str, Any]) -> str:
     lines = [
         "| proxy | new task → first answer, median / max | scale-downs: failed / requests "
-        "| stop-first updates: failed / requests, over 1 s | start-first updates: failed / requests, over 1 s |",
-        "|---|---|---|---|---|",
+        "| stop-first updates: failed / requests, over 1 s | start-first updates: failed / requests, over 1 s "
+        "| worker drained: failed / requests |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in results["variants"].items():
         first = r["new_task_to_first_answer"]
         cells = [f"{first['median_s']} s / {first['max_s']} s ({first['served']} of {first['tasks']} served)"]
-        for key in ("scale_downs", "rolling_update_stop-first", "rolling_update_start-first"):
+        for key in ("scale_downs", "rolling_update_stop-first", "rolling_update_start-first", "drain"):
             s = r[key]
             failed = s["non_2xx"] + s["connection_errors"]
-            cells.append(f"{failed} / {s['requests']}" + ("" if key == "scale_downs" else f", {s['over_1s']}"))
+            cells.append(f"{failed} / {s['requests']}" + (f", {s['over_1s']}" if key.startswith("rolling") else ""))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     pair = results["paired"]
     lines.append(
@@ -196,7 +224,7 @@ def table(results: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help=f"scale-ups {LOW} -> {HIGH} (default 5)")
+    parser.add_argument("--rounds", type=int, default=10, help=f"scale-ups {LOW} -> {HIGH} (default 10)")
     parser.add_argument("--updates", type=int, default=2, help="rolling updates of each order (default 2)")
     parser.add_argument("--out", type=Path, default=BENCH / "swarm.json")
     args = parser.parse_args()
