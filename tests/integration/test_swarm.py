@@ -12,6 +12,7 @@ node, and a restarted proxy.
 
 from __future__ import annotations
 
+import collections
 import re
 import time
 from collections.abc import Iterator
@@ -50,11 +51,28 @@ def serving(stack: Stack, port: int, replicas: int) -> list[Task]:
     return tasks
 
 
-def assert_nothing_lost(load: Load, least: int = 100) -> None:
+def assert_nothing_lost(load: Load, stack: Stack, least: int = 100) -> None:
     outcomes = load.snapshot()
     failures = load.failures()
     assert len(outcomes) >= least, f"the load ran only {len(outcomes)} requests"
-    assert not failures, f"{len(failures)} of {len(outcomes)} requests failed, e.g. {failures[:5]}"
+    assert not failures, f"{len(failures)} of {len(outcomes)} requests failed\n{story(load, stack)}"
+
+
+def story(load: Load, stack: Stack) -> str:
+    """What a failure report needs: the answers half a second at a time (by replica or error), the
+    tasks with their times, and the proxy's own log lines."""
+    outcomes = load.snapshot()
+    start = min((o.sent for o in outcomes), default=0.0)
+    buckets: dict[float, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for o in outcomes:
+        buckets[(o.sent - start) // 0.5 * 0.5][o.body if o.status == 200 else f"{o.status} {o.error}".strip()] += 1
+    answers = [f"  +{at:5.1f} s {dict(counts)}" for at, counts in sorted(buckets.items())]
+    tasks = [
+        f"  {t.container or '-':12} {t.node:7} {t.state}/{t.desired} at +{t.since - start:.2f} s"
+        for t in stack.tasks("app")
+    ]
+    own = [line for line in stack.logs("proxy").splitlines() if line.startswith(("watcher:", "reloader:"))]
+    return "\n".join(["answers:", *answers, "tasks of app:", *tasks, "proxy log:", *own[-40:]])
 
 
 def first_answers(outcomes: list[Outcome], since: float) -> dict[str, float]:
@@ -95,8 +113,8 @@ def test_scale_1_to_5_serves_each_new_task_within_1s_of_running(bed):
     delays = {t.container: round(load.first_from(t.container) - t.since, 3) for t in new}  # type: ignore[operator]
     record("swarm: scale 1 -> 5, seconds from a task running to its first answer (each)", sorted(delays.values()))
     assert {t.node for t in tasks} == {"manager", "worker"}
-    assert max(delays.values()) <= 1.0, delays
-    assert_nothing_lost(load)
+    assert max(delays.values()) <= 1.0, f"{delays}\n{story(load, stack)}"
+    assert_nothing_lost(load, stack)
 
 
 def test_scale_5_to_1_fails_no_request(bed):
@@ -108,8 +126,8 @@ def test_scale_5_to_1_fails_no_request(bed):
         (left,) = stack.wait_settled("app", 1)
         settled = time.time()
         time.sleep(1)
-    assert load.hosts_since(settled) == {left.container}
-    assert_nothing_lost(load)
+    assert load.hosts_since(settled) == {left.container}, story(load, stack)
+    assert_nothing_lost(load, stack)
 
 
 @pytest.mark.parametrize("order", ["stop-first", "start-first"])
@@ -126,8 +144,8 @@ def test_rolling_update_fails_no_request_and_none_takes_over_1s(bed, order):
     summary = load.summary()
     record(f"swarm: rolling update {order} of 3 tasks under load", summary)
     assert not old & {t.container for t in tasks}, "every task was replaced"
-    assert load.hosts_since(done) == {t.container for t in tasks}
-    assert_nothing_lost(load)
+    assert load.hosts_since(done) == {t.container for t in tasks}, story(load, stack)
+    assert_nothing_lost(load, stack)
     assert not load.slow(1.0), load.slow(1.0)[:5]
 
 
@@ -150,10 +168,10 @@ def test_draining_a_node_takes_its_tasks_out_and_fails_no_request(bed):
             time.sleep(1)
     finally:
         stack.swarm.availability("worker", "active")
-    assert not load.hosts_since(settled) & on_worker, "the drained node's tasks left the upstream"
-    assert load.hosts_since(settled) == {t.container for t in tasks}
+    assert not load.hosts_since(settled) & on_worker, "the drained node's tasks still served\n" + story(load, stack)
+    assert load.hosts_since(settled) == {t.container for t in tasks}, story(load, stack)
     assert len(upstream_servers(stack)) == 3
-    assert_nothing_lost(load)
+    assert_nothing_lost(load, stack)
 
 
 def test_restarted_proxy_serves_every_task_within_2s_of_its_start(bed):
