@@ -371,3 +371,19 @@ def test_a_watcher_follows_a_scale_on_swarm(tmp_path: Path) -> None:
         thread.join(10)
     assert not thread.is_alive()
     assert INGRESS_ID not in text()
+
+
+def test_explain_tells_each_task_of_a_service(tmp_path: Path) -> None:
+    """`dynamic-nginx explain app` on a Swarm: each task of the service, its verdict the one the watcher reaches."""
+    from dynamic_nginx import explain
+
+    swarm = FakeSwarm()
+    swarm.services_ = [app()]
+    swarm.tasks_ = [task("app", 1, "10.0.1.11"), task("app", 2, "10.0.9.12", network=OTHER_ID)]
+    settings = settings_in(tmp_path, container=PROXY_CONTAINER, probe_ports=False)
+    report = explain.examine("app", settings, SwarmSource(swarm))
+    verdicts = {e.container.name: (e.upstreams, e.reason) for e in report.explained}
+    assert report.code == 0
+    assert verdicts == {tname("app", 1): (["app.upstream"], None), tname("app", 2): ([], "no_shared_network")}
+    one = explain.examine(tname("app", 2)[: len("dn_app.2")], settings, SwarmSource(swarm))
+    assert [e.container.name for e in one.explained] == [tname("app", 2)], "a task by <service>.<slot>"
