@@ -124,6 +124,7 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
     with no server (nginx answers 503 for it) until the watcher reaches Docker."""
     from .docker_source import DockerSource, NotFound
     from .status import WatcherStatus
+    from .swarm_source import for_mode
     from .watcher import Watcher
 
     log = logging.getLogger("watcher")
@@ -131,7 +132,8 @@ def _render(settings: S.Settings, start_up: bool = False) -> int:
     # Nothing but the files before nginx starts: the watcher writes the status once it follows Docker.
     watcher.status = WatcherStatus(None)
     try:
-        model = watcher.render_once(DockerSource.quick(FIRST_RENDER_TIMEOUT if start_up else 10.0))
+        source = DockerSource.quick(FIRST_RENDER_TIMEOUT if start_up else 10.0)
+        model = watcher.render_once(for_mode(source, settings.mode, settings.container))
     except Exception as error:  # start-up: report in one line, let the caller decide
         if not start_up or watcher.answered:  # Docker answered: what failed was not Docker
             log.error("first render failed: %s", " ".join(str(error).split()) or type(error).__name__)

@@ -3,7 +3,7 @@
 Only this module talks to the Docker API, and it hands the rest of the code
 plain `Container`/`Proxy`/`Event` values. It uses read-only endpoints only
 (GET `/containers/json`, `/containers/{id}/json`, `/events`, `/_ping`,
-`/version`), so it works behind a socket proxy that allows nothing else
+`/version`; in Swarm mode also `/services` and `/tasks`: swarm_source.py), so it works behind a socket proxy that allows nothing else
 (tests/integration/test_privilege.py proves it).
 """
 
@@ -145,6 +145,12 @@ class SocketApi:
     def containers(self, filters: Mapping[str, Any], all: bool = False) -> Any:
         params = {"filters": json.dumps({k: [v] for k, v in filters.items()})}
         return self._get("/containers/json", {**params, "all": "1"} if all else params)
+
+    def services(self, filters: Mapping[str, list[str]] | None = None) -> Any:
+        return self._get("/services", {"filters": json.dumps(filters)} if filters else None)
+
+    def tasks(self, filters: Mapping[str, list[str]] | None = None) -> Any:
+        return self._get("/tasks", {"filters": json.dumps(filters)} if filters else None)
 
 
 def older(a: str, b: str) -> str:
@@ -324,6 +330,11 @@ class DockerSource:
         api = SocketApi.from_env(timeout)
         return cls(api) if api is not None else cls.from_env(timeout)
 
+    @property
+    def api(self) -> Any:
+        """The client underneath (docker-py's APIClient or SocketApi)."""
+        return self._api
+
     def ping(self) -> None:
         self._api.ping()
 
@@ -335,6 +346,10 @@ class DockerSource:
 
     def find_self(self, override: str = "", mountinfo: Path = Path("/proc/self/mountinfo")) -> Proxy:
         """Our own container, from the override, mountinfo or $HOSTNAME, in that order."""
+        return proxy_from_inspect(self.find_own(override, mountinfo))
+
+    def find_own(self, override: str = "", mountinfo: Path = Path("/proc/self/mountinfo")) -> Mapping[str, Any]:
+        """Docker's inspect of our own container (see find_self)."""
         candidates = [override] if override else []
         try:
             found = own_id_from_mountinfo(mountinfo.read_text())
@@ -346,7 +361,8 @@ class DockerSource:
             candidates.append(_hostname())
         for candidate in filter(None, candidates):
             try:
-                return proxy_from_inspect(self._api.inspect_container(candidate))
+                data: Mapping[str, Any] = self._api.inspect_container(candidate)
+                return data
             except Exception as error:
                 if not is_not_found(error):
                     raise

@@ -17,11 +17,14 @@ CONTAINER_ACTIONS = frozenset(
     {"start", "restart", "die", "stop", "kill", "destroy", "pause", "unpause", "rename", "health_status"}
 )
 NETWORK_ACTIONS = frozenset({"connect", "disconnect"})
+# Events about no one container (Swarm mode: swarm_source.py). Each one lists everything again.
+SWARM_TYPES = frozenset({"service", "node", "tasks"})
 
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """A container or network event; `container` is the container's id for both kinds."""
+    """A container or network event (`container` is the container's id for both
+    kinds), or a Swarm one about no one container (`container` is empty)."""
 
     type: str
     action: str
@@ -46,6 +49,8 @@ def from_api(raw: Mapping[str, Any]) -> Event | None:
         return Event("container", base, str(actor.get("ID", "")), attributes, at)
     if kind == "network" and base in NETWORK_ACTIONS:
         return Event("network", base, attributes.get("container", ""), attributes, at)
+    if kind in SWARM_TYPES:  # a scale, an update, a drain: the whole stack is listed again
+        return Event(kind, base, "", attributes, at)
     return None
 
 

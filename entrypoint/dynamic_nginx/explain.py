@@ -348,4 +348,8 @@ def run(
 
 def main(target: str, settings: Settings, out: TextIO, as_json: bool = False) -> int:
     """The command: Docker as the watcher reaches it (read-only calls only)."""
-    return run(target, settings, DockerSource.quick(10.0), out, as_json=as_json)
+    from .swarm_source import for_mode
+
+    return run(
+        target, settings, for_mode(DockerSource.quick(10.0), settings.mode, settings.container), out, as_json=as_json
+    )

@@ -225,7 +225,18 @@ UPSTREAM_PARSERS: dict[str, Parser] = {
     "keepalive_requests": lambda c, k, v: parse_int(c, k, v, 1, 1000000),
 }
 MEMBER_PARSERS: dict[str, Parser] = {"port": parse_port, **SERVER_PARSERS, **UPSTREAM_PARSERS}
+ADDRESSES = ("tasks", "vip")
+
+
+def parse_address(container: str, label: str, value: str) -> str:
+    """Swarm mode: serve a service's tasks one by one, or its one virtual IP."""
+    if value in ADDRESSES:
+        return value
+    raise LabelError(container, label, value, " or ".join(ADDRESSES) + " (Swarm services only)")
+
+
 CONTAINER_PARSERS: dict[str, Parser] = {
+    "address": parse_address,
     "enable": parse_bool,
     "health_gating": parse_bool,
     "network": parse_network,

@@ -80,6 +80,7 @@ class Settings:
     container: str = ""
     project: str = ""
     scope: str = "project"
+    mode: str = "auto"  # compose, swarm, or auto: swarm when the proxy runs as a Swarm task
     max_fails: int | None = 1
     fail_timeout: str | None = "1s"
     wait: Wait = Wait()
@@ -249,6 +250,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "CONTAINER": ("container", lambda _n, raw: raw.strip()),
     "PROJECT": ("project", lambda _n, raw: raw.strip()),
     "SCOPE": ("scope", lambda n, raw: _choice(n, raw, ("project", "all"))),
+    "MODE": ("mode", lambda n, raw: _choice(n, raw, ("auto", "compose", "swarm"))),
     "MAX_FAILS": ("max_fails", lambda n, raw: _label_value(n, raw, lambda c, k, v: L.parse_int(c, k, v, 0, 1000))),
     "FAIL_TIMEOUT": ("fail_timeout", lambda n, raw: _label_value(n, raw, L.parse_seconds)),
     "MAX_OLD_GENERATIONS": ("max_old_generations", lambda n, raw: _count(n, raw, 0, 1000)),

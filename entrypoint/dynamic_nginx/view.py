@@ -99,7 +99,7 @@ class DockerView:
         listed is not (if it is ours, its start follows).
         """
         last = self.last
-        if last is None:
+        if last is None or event.type in E.SWARM_TYPES:
             return True
         if event.container == last.proxy.id or any(c.id == event.container for c in last.containers):
             return True

@@ -30,6 +30,7 @@ from .readiness import Readiness
 from .rebuild import SERVICES, Output, OwnedServices, rebuild
 from .rundir import APPLIED
 from .settings import Settings
+from .swarm_source import SwarmSource, for_mode
 from .template_watch import TemplateWatch
 from .view import Ask, DockerView
 
@@ -44,13 +45,13 @@ class Watcher:
     def __init__(
         self,
         settings: Settings,
-        connect: Callable[[], DockerSource] = DockerSource.from_env,
+        connect: Callable[[], DockerSource] | None = None,
         clock: Clock | None = None,
     ):
         self.settings = settings
         self.stopped = threading.Event()
         self.view = DockerView(settings.project, settings.scope == "all", clock)
-        self._connect = connect
+        self._connect = connect or (lambda: for_mode(DockerSource.from_env(), settings.mode, settings.container))
         self._batcher = Batcher(Waits.of(settings), clock)
         self._readiness = Readiness(notify=lambda: self._put(READY))
         self._services = OwnedServices(settings.run_dir / SERVICES)
@@ -137,7 +138,8 @@ class Watcher:
         """One session: find the proxy, subscribe, sync, then rebuild after every
         batch of events until the stream ends or stop() is called."""
         proxy = source.find_self(self.settings.container)
-        log.info("proxy container %s, compose project %r", proxy.name, proxy.project or self.settings.project)
+        kind = "Swarm stack" if isinstance(source, SwarmSource) else "compose project"
+        log.info("proxy container %s, %s %r", proxy.name, kind, proxy.project or self.settings.project)
         self._decisions = self._decisions or DecisionLog(log)
         stream = source.subscribe()
         events: queue.Queue[object] = queue.Queue()  # unbounded for markers; Inbox bounds the events

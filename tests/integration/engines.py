@@ -51,16 +51,26 @@ class Engine:
     `restart_daemon()` restarts its dockerd with the container (and, with
     live_restore, its containers) left running."""
 
-    def __init__(self, min_api: str | None = None, live_restore: bool = False, ports: dict[int, int] | None = None):
+    def __init__(
+        self,
+        min_api: str | None = None,
+        live_restore: bool = False,
+        ports: dict[int, int] | None = None,
+        network: str | None = None,
+    ):
+        """network: a Docker network (on the host's engine) of the caller's to join, which
+        `remove` leaves in place; without it, the engine creates and removes one of its own."""
         self.name = "dnt-engine-" + uuid.uuid4().hex[:8]
-        self.network = self.name
+        self.network = network or self.name
+        self.owns_network = network is None
         self.min_api = min_api
         self.live_restore = live_restore
         self.ports = ports or {}  # host port (on 127.0.0.1) -> port of the engine's container
 
     def start(self, timeout: float = 60) -> Engine:
         build_dind()
-        run(["docker", "network", "create", self.network])
+        if self.owns_network:
+            run(["docker", "network", "create", self.network])
         args = [
             "docker",
             "run",
@@ -158,7 +168,8 @@ class Engine:
 
     def remove(self) -> None:
         run(["docker", "rm", "-f", "-v", self.name], check=False, timeout=120)
-        run(["docker", "network", "rm", self.network], check=False)
+        if self.owns_network:
+            run(["docker", "network", "rm", self.network], check=False)
 
 
 class SocketProxy:

@@ -709,7 +709,12 @@ def test_decode_without_service_needs_an_upstream_name() -> None:
             "need dynamic-nginx.port or dynamic-nginx.upstream as well",
             id="own lb beside named ones, without port",
         ),
-        pytest.param({P + "weigth": "5"}, P + "weigth", "options: backup, down, enable", id="misspelt option"),
+        pytest.param({P + "weigth": "5"}, P + "weigth", "options: address, backup, down, enable", id="misspelt option"),
+        pytest.param(
+            {P + "address": "VIP"}, P + "address", "tasks or vip (Swarm services only)", id="address in upper case"
+        ),
+        pytest.param({P + "address": "vip;"}, P + "address", "tasks or vip", id="address with a semicolon"),
+        pytest.param({P + "address": "dnsrr"}, P + "address", "tasks or vip", id="address: Swarm's dnsrr is not one"),
         pytest.param({P + "Port": "80"}, P + "Port", "options: ", id="option in upper case"),
         pytest.param({P + "": "80"}, P + "", "options: ", id="the bare prefix"),
         pytest.param({P + ".port": "80"}, P + ".port", "options: ", id="empty name before the option"),

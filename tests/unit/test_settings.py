@@ -39,6 +39,8 @@ def test_the_wait_derives_the_timings_of_before() -> None:
         pytest.param("CONTAINER", " shop-proxy-1 ", "container", "shop-proxy-1", id="CONTAINER stripped"),
         pytest.param("PROJECT", "shop", "project", "shop", id="PROJECT"),
         pytest.param("SCOPE", "ALL", "scope", "all", id="SCOPE any case"),
+        pytest.param("MODE", " Swarm ", "mode", "swarm", id="MODE"),
+        pytest.param("MODE", "compose", "mode", "compose", id="MODE compose"),
         pytest.param("MAX_FAILS", "3", "max_fails", 3, id="MAX_FAILS"),
         pytest.param("MAX_FAILS", "none", "max_fails", None, id="MAX_FAILS none"),
         pytest.param("FAIL_TIMEOUT", "10s", "fail_timeout", "10s", id="FAIL_TIMEOUT"),
@@ -70,6 +72,7 @@ def test_every_variable_is_in_the_table_above() -> None:
         "CONTAINER",
         "PROJECT",
         "SCOPE",
+        "MODE",
         "MAX_FAILS",
         "FAIL_TIMEOUT",
         "MAX_OLD_GENERATIONS",
@@ -160,6 +163,7 @@ def test_a_wait_whose_min_exceeds_its_max_is_refused() -> None:
     ("variable", "raw", "message"),
     [
         pytest.param("SCOPE", "bogus", "DYNAMIC_NGINX_SCOPE='bogus' must be one of: project, all", id="SCOPE"),
+        pytest.param("MODE", "k8s", "DYNAMIC_NGINX_MODE='k8s' must be one of: auto, compose, swarm", id="MODE"),
         pytest.param(
             "PROBE_PORTS", "none", "DYNAMIC_NGINX_PROBE_PORTS='none' must be true or false", id="PROBE_PORTS none"
         ),
