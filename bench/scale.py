@@ -598,6 +598,15 @@ def table(results: dict[str, Any]) -> str:
             "sync / nginx -t / reload, max (ms)",
             lambda s: f"{s['sync_ms']['max']} / {s['nginx_t_ms']['max']} / {s['reload_ms']['max']}",
         ),
+        (
+            "after the start event, median (ms): first batch / sync done / nginx -t done / reload confirmed",
+            lambda s: " / ".join(
+                "n/a"
+                if (steps := s.get("start_to_first_request_steps_ms", {}).get("median", {})).get(k) is None
+                else f"{steps[k]:g}"
+                for k in ("batch", "synced", "tested", "reloaded")
+            ),
+        ),
         (f"reloads in {CHANGES} changes", lambda s: str(s["reloads_during_changes"])),
         ("proxy RSS (anon), steady (MiB)", lambda s: f"{s['memory_steady_rss_mib']:g}"),
         ("proxy start → all servers rendered (s)", lambda s: f"{s['proxy_start_to_all_rendered_s']:g}"),
