@@ -2,15 +2,15 @@
 
 Each program that decides keeps its own part and writes it after each change
 (the watcher: upstreams, members, the Docker connection, once it is idle,
-see WatcherStatus; the reloader: the last reloads), atomically and only
-when the bytes differ. The status server
-(status_server) only reads and composes them: no program ever asks another.
+see WatcherStatus; the reloader: the last reloads), atomically and only when
+the bytes differ. The status server (status_server) only reads and composes
+them: no program ever asks another.
 
 Everything here is plain data in, plain data out, except the two writers.
 The parts are written whether or not DYNAMIC_NGINX_STATUS_LISTEN is set (one
-small file replaced per change, off the start-up path and off a change's
-way to nginx), so `dynamic-nginx
-status` answers in any container; only the endpoints are opt-in.
+small file replaced per change, off the start-up path and off a change's way
+to nginx), so `dynamic-nginx status` answers in any container; only the
+endpoints are opt-in.
 
 Secrets: values of environment variables and labels whose names look like
 secrets (`redact`) are never written here.
