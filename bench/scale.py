@@ -15,7 +15,11 @@ when hundreds of containers came and went at once), this measures:
 - the proxy container's memory (cgroup): steady, and the peak during 20 changes
   in about a minute (10 replicas added and removed, one change every 3 s);
 - CPU per change: the proxy cgroup's CPU time over those 20 changes, less its
-  idle rate, divided by 20.
+  idle rate, divided by 20;
+- where the time from start to first request goes, per addition, from the
+  proxy's log lines after the start event: the watcher's first batch, its
+  syncs, the sync whose files the reloader took, `nginx -t` done, the reload
+  confirmed (new workers), and the first request (medians, in ms).
 
 Backends are Debian's nginx (the bench's `plain` image) as one process
 (`master_process off`) answering its hostname: a few MB each. They are created
@@ -50,7 +54,7 @@ from harness import free_port, get  # noqa: E402
 from probes import BenchError, Events, run, say  # noqa: E402
 from run import ensure_tools, machine  # noqa: E402
 
-IMAGE = "dynamic-nginx:bench-scale"
+IMAGE = "dynamic-nginx:bench-scale"  # --image names another
 PLAIN = "dynamic-nginx-bench-plain:latest"
 PROJECT = "scale"
 NET = "scale"
@@ -75,6 +79,13 @@ SYNC = re.compile(r"sync \((.*?)\) took (\d+) ms")
 TESTED = re.compile(r"nginx -t took (\d+) ms")
 RELOADED = re.compile(r"reloaded nginx \(#\d+, (\d+) ms\)")
 COUNTS = re.compile(r"(?:first render|wrote [^:]*): (.*)$")
+# The steps of one addition, in the proxy's log (the timeline of start -> first request).
+STEPS = (
+    ("batch", re.compile(r"watcher: DEBUG: batch: ")),
+    ("sync", SYNC),
+    ("tested", TESTED),
+    ("reloaded", RELOADED),
+)
 
 
 def service_names(services: int) -> list[str]:
@@ -155,7 +166,8 @@ class Sampler:
 class Nested:
     """The nested engine with the proxy and the backends in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, image: str = IMAGE) -> None:
+        self.image = image
         self.port = free_port()
         self.engine = Engine(ports={self.port: 8080})
         self.events: Events | None = None
@@ -190,8 +202,8 @@ class Nested:
     def start(self) -> None:
         say(f"starting the nested engine {self.engine.name} (proxy on 127.0.0.1:{self.port})")
         self.engine.start()
-        say(f"loading {IMAGE} and {PLAIN} into it")
-        self.engine.load(IMAGE, PLAIN)
+        say(f"loading {self.image} and {PLAIN} into it")
+        self.engine.load(self.image, PLAIN)
         self.docker("network", "create", NET)
         self.put("/scale/backend.conf", BACKEND_CONF)
         self.events = Events(("docker", "exec", self.engine.name, "docker"))
@@ -246,7 +258,7 @@ class Nested:
             "/var/run/docker.sock:/var/run/docker.sock:ro",
             "-v",
             "/scale/default.conf:/etc/nginx/conf.d/default.conf:ro",
-            IMAGE,
+            self.image,
         )
 
     def stop_proxy(self) -> None:
@@ -336,6 +348,48 @@ def first_from(port: int, host: str, deadline: float) -> float | None:
     return None
 
 
+def timeline(text: str, start: float, first: float) -> dict[str, Any]:
+    """Where one addition's time went: ms from its start event to each step in the
+    proxy's log (the first batch, the last sync before the test, nginx -t done,
+    the reload confirmed), the first request, and how many syncs ran meanwhile.
+
+    The log's timestamps are dockerd's when it read each line: a few ms late at most.
+    """
+    found: dict[str, list[float]] = {name: [] for name, _ in STEPS}
+    for line in text.splitlines():
+        stamp, _, rest = line.partition(" ")
+        try:
+            at = epoch(stamp)
+        except ValueError:
+            continue
+        if not start <= at <= first:
+            continue
+        for name, pattern in STEPS:
+            if pattern.search(rest):
+                found[name].append(round((at - start) * 1000, 1))
+    tested = found["tested"][0] if found["tested"] else None
+    syncs_before = [t for t in found["sync"] if tested is None or t <= tested]
+    return {
+        "batch": found["batch"][0] if found["batch"] else None,
+        "synced": syncs_before[-1] if syncs_before else None,
+        "tested": tested,
+        "reloaded": found["reloaded"][0] if found["reloaded"] else None,
+        "first_request": round((first - start) * 1000, 1),
+        "syncs": len(syncs_before),
+    }
+
+
+TIMELINE = ("batch", "synced", "tested", "reloaded", "first_request", "syncs")
+
+
+def timeline_medians(timelines: list[dict[str, Any]]) -> dict[str, float | None]:
+    medians: dict[str, float | None] = {}
+    for key in TIMELINE:
+        values = [t[key] for t in timelines if t.get(key) is not None]
+        medians[key] = round(statistics.median(values), 1) if values else None
+    return medians
+
+
 def step_times(text: str) -> dict[str, list[int]]:
     return {
         "sync_ms": [int(m.group(2)) for m in SYNC.finditer(text)],
@@ -399,6 +453,7 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
     cgroup.kernel_peak(reset=True)
     cpu0, t0 = cgroup.cpu_seconds(), time.monotonic()
     firsts: list[float | None] = []
+    windows: list[tuple[float, float]] = []  # (start event, first request), epoch seconds
     with Sampler(cgroup) as sampler:
         for trial in range(CHANGES // 2):
             tick = time.monotonic()
@@ -419,6 +474,8 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
             start = n.events.wait(PROJECT, "start", container=new, timeout=30).at
             first = first_from(n.port, new[:12], start + 20)
             firsts.append(None if first is None else round(first - start, 3))
+            if first is not None:
+                windows.append((start, first))
             say(f"  {name} trial {trial + 1}: start -> first request {firsts[-1]} s")
             time.sleep(max(0.0, PACE - (time.monotonic() - tick)))
             tick = time.monotonic()
@@ -429,6 +486,7 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
     peak_kernel = cgroup.kernel_peak()
     steps = step_times(n.logs(window - 0.5))
     text = n.logs()
+    timelines = [timeline(text, start, first) for start, first in windows]
     n.stop_proxy()
 
     say(f"{name}: removing {total + 1} backends in batches of {BATCH}")
@@ -448,6 +506,7 @@ def measure_size(n: Nested, services: int, replicas: int) -> dict[str, Any]:
         "host_memory_per_backend_mib": round(per_container / mib, 2),
         "proxy_start_to_all_rendered_s": round(to_config, 2),
         "start_to_first_request_s": {**describe(measured), "samples": firsts, "missed": len(firsts) - len(measured)},
+        "start_to_first_request_steps_ms": {"median": timeline_medians(timelines), "samples": timelines},
         "sync_ms": describe(steps["sync_ms"]),
         "nginx_t_ms": describe(steps["nginx_t_ms"]),
         "reload_ms": describe(steps["reload_ms"]),
@@ -539,6 +598,15 @@ def table(results: dict[str, Any]) -> str:
             "sync / nginx -t / reload, max (ms)",
             lambda s: f"{s['sync_ms']['max']} / {s['nginx_t_ms']['max']} / {s['reload_ms']['max']}",
         ),
+        (
+            "after the start event, median (ms): first batch / sync done / nginx -t done / reload confirmed",
+            lambda s: " / ".join(
+                "n/a"
+                if (steps := s.get("start_to_first_request_steps_ms", {}).get("median", {})).get(k) is None
+                else f"{steps[k]:g}"
+                for k in ("batch", "synced", "tested", "reloaded")
+            ),
+        ),
         (f"reloads in {CHANGES} changes", lambda s: str(s["reloads_during_changes"])),
         ("proxy RSS (anon), steady (MiB)", lambda s: f"{s['memory_steady_rss_mib']:g}"),
         ("proxy start → all servers rendered (s)", lambda s: f"{s['proxy_start_to_all_rendered_s']:g}"),
@@ -599,6 +667,7 @@ def main() -> int:
     )
     parser.add_argument("--out", default=str(BENCH / "scale.json"))
     parser.add_argument("--no-build", action="store_true", help="use the images as they are")
+    parser.add_argument("--image", default=IMAGE, help="the proxy's image tag (built from this tree unless --no-build)")
     parser.add_argument("--redraw", action="store_true", help="only redraw the chart and table from --out")
     args = parser.parse_args()
     if args.redraw:
@@ -612,11 +681,11 @@ def main() -> int:
     except ImportError:
         ensure_tools()  # run.py's: matplotlib from pip, else apt (and wrk)
     if not args.no_build:
-        for tag, context in ((IMAGE, ROOT), (PLAIN, BENCH / "plain")):
+        for tag, context in ((args.image, ROOT), (PLAIN, BENCH / "plain")):
             say(f"building {tag}")
             run(["docker", "build", "-q", "--network", "host", "-t", tag, str(context)], timeout=1800)
     began = time.time()
-    nested = Nested()
+    nested = Nested(args.image)
     measured: list[dict[str, Any]] = []
     try:
         nested.start()

@@ -1,4 +1,6 @@
-"""The cost of one watcher sync at scale, without Docker: references -> build -> render.
+"""The cost of one watcher sync at scale, without Docker: references -> build -> render,
+and of the status file the watcher then writes (once idle: see status.WatcherStatus),
+beside what writing it the old way cost (indented JSON of every member, each time).
 
 Run inside the unit image (it has the package, Jinja2 and the built-in templates):
 
@@ -18,12 +20,16 @@ import pstats
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from dynamic_nginx.model import Container, Proxy
+from dynamic_nginx import status
+from dynamic_nginx.model import Container, Model, Proxy
 from dynamic_nginx.rebuild import rebuild
 from dynamic_nginx.settings import Settings
 
+T = TypeVar("T")
 TEMPLATES = Path("/usr/share/dynamic-nginx/templates")
 PROJECT = "shop"
 NETWORK = "shop_default"
@@ -67,9 +73,16 @@ def settings_in(tmp: Path) -> Settings:
     )
 
 
-def sync(settings: Settings, proxy: Proxy, listed: list[Container], stopping: frozenset[str]) -> int:
-    model, rendered = rebuild(settings, proxy, listed, stopping=stopping, services={f"svc{i}" for i in range(3)})
-    return sum(len(text) for text in rendered.outputs.values()) + len(model.upstreams)
+def sync(settings: Settings, proxy: Proxy, listed: list[Container], stopping: frozenset[str]) -> Model:
+    model, _ = rebuild(settings, proxy, listed, stopping=stopping, services={f"svc{i}" for i in range(3)})
+    return model
+
+
+def cpu_ms(work: Callable[..., T], *args: Any) -> tuple[float, T]:
+    """The CPU time of this process in ms (the machine is shared: wall time counts the neighbours too), and the answer."""
+    began = time.process_time()
+    answer = work(*args)
+    return (time.process_time() - began) * 1000, answer
 
 
 def main() -> None:
@@ -83,21 +96,25 @@ def main() -> None:
         results = {}
         for services, replicas in ((10, 1), (100, 10)):
             listed = containers(services, replicas)
-            times = []
+            reporter = status.WatcherStatus(Path(tmp) / "status.json")
+            times: dict[str, list[float]] = {"sync": [], "status": [], "status_before": []}
             for run in range(args.runs):
                 # Each sync sees one change, as the watcher does: a different replica is stopping.
                 stopping = frozenset({listed[run % len(listed)].id})
-                # CPU time of this process: the machine is shared, wall time counts the neighbours too.
-                began = time.process_time()
-                sync(settings, proxy, listed, stopping)
-                times.append(time.process_time() - began)
-            results[len(listed)] = statistics.median(times)
+                took, model = cpu_ms(sync, settings, proxy, listed, stopping)
+                times["sync"].append(took)
+                reporter.synced(model)
+                times["status"].append(cpu_ms(reporter.flush)[0])
+                times["status_before"].append(cpu_ms(lambda m: status.encode(status.watcher_part(m, {})), model)[0])
+            medians = {k: statistics.median(v) for k, v in times.items()}
+            results[len(listed)] = medians["sync"]
             print(
-                f"{len(listed):5d} containers in {services:3d} services: median sync CPU {results[len(listed)] * 1000:7.2f} ms "
-                f"(min {min(times) * 1000:.2f}, max {max(times) * 1000:.2f}, {args.runs} runs)"
+                f"{len(listed):5d} containers in {services:3d} services: median CPU (ms) of {args.runs} runs: "
+                f"sync {medians['sync']:.2f} (min {min(times['sync']):.2f}, max {max(times['sync']):.2f}); "
+                f"status file {medians['status']:.2f} (written as before: {medians['status_before']:.2f})"
             )
         small, large = sorted(results)
-        print(f"ratio {large} / {small}: {results[large] / results[small]:.1f}x")
+        print(f"sync ratio {large} / {small}: {results[large] / results[small]:.1f}x")
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()

@@ -9,6 +9,7 @@ plain `Container`/`Proxy`/`Event` values. It uses read-only endpoints only
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 # The newest API version whose answers this module has been checked against.
 # Never sent to an engine that is older (see SocketApi.negotiate).
 NEWEST_API_VERSION = "1.45"
+INSPECT_PARALLEL = 8  # inspects asked at once when at least this many containers need one (see _inspect_all)
 
 
 class NotFound(Exception):
@@ -386,24 +388,39 @@ class DockerSource:
         if opted_in:
             for value in sorted(TRUE):
                 listed += self._api.containers(filters={"label": f"{LABEL_PREFIX}enable={value}"})
-        found = []
-        seen = set()
+        unique: dict[str, Mapping[str, Any]] = {}
         for summary in listed:
-            container_id = summary["Id"]
-            if container_id in seen:
-                continue
-            seen.add(container_id)
-            cached = self._cache.get(container_id)
-            if cached is None or not still_valid(cached, summary):
-                self.forget(container_id)
-                inspected = self._inspect(container_id, _listed_name(summary))
-                if inspected is None:
-                    continue
+            unique.setdefault(summary["Id"], summary)  # an opted-in container of the project is listed twice
+        stale = [(i, s) for i, s in unique.items() if i not in self._cache or not still_valid(self._cache[i], s)]
+        for container_id, _ in stale:
+            self.forget(container_id)
+        for container_id, inspected in self._inspect_all([(i, _listed_name(s)) for i, s in stale]):
+            if inspected is not None:
                 self._cache[container_id] = inspected
-            found.append(self._cache[container_id])
-        for gone in set(self._failing) - seen:
+        for gone in set(self._failing) - unique.keys():
             del self._failing[gone]
-        return found
+        return [self._cache[i] for i in unique if i in self._cache]
+
+    def _inspect_all(self, wanted: list[tuple[str, str]]) -> list[tuple[str, Container | None]]:
+        """(id, _inspect's answer) for each (id, name), in order.
+
+        Many at once (a start among hundreds of running containers, a
+        reconnect) are asked INSPECT_PARALLEL at a time: each inspect is a
+        round trip that mostly waits on the daemon, and one at a time
+        1,000 of them took a minute. A few are asked one after the other.
+        The first error that _inspect raises (Docker lost, access refused)
+        is raised here once the calls under way have ended; the rest are
+        not asked.
+        """
+        if len(wanted) < INSPECT_PARALLEL:
+            return [(container_id, self._inspect(container_id, name)) for container_id, name in wanted]
+        pool = concurrent.futures.ThreadPoolExecutor(INSPECT_PARALLEL, thread_name_prefix="inspect")
+        try:
+            futures = [pool.submit(self._inspect, container_id, name) for container_id, name in wanted]
+            answers = [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # after an error, the ones not yet asked never are
+        return [(container_id, answer) for (container_id, _), answer in zip(wanted, answers, strict=True)]
 
     def services(self, project: str) -> set[str]:
         """The services of a compose project with any container, running or not, from one list.

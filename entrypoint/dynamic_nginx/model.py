@@ -54,6 +54,12 @@ class Container:
         """
         return L.decode_container(self.name, self.labels)
 
+    @functools.cached_property
+    def joined(self) -> dict[tuple[Proxy, L.ServerOptions], tuple[tuple[str, _Member], ...] | Exception]:
+        """`members_of`'s answers for this object, per (proxy, defaults): kept
+        with it for the same reason as `decoded` (see `members_of`)."""
+        return {}
+
     @property
     def project(self) -> str:
         return self.decoded.project
@@ -289,6 +295,9 @@ class _Member:
     explicit: bool = False  # named by a label, not the service's own upstream
 
 
+JOINED_KEPT = 4  # members_of answers kept per container: one proxy and one set of defaults at a time, nearly always
+
+
 @functools.lru_cache(maxsize=1024)  # few distinct label sets, asked for every server at every sync
 def with_defaults(options: L.ServerOptions, defaults: L.ServerOptions) -> L.ServerOptions:
     """The container's own server parameters, and the defaults where it set none."""
@@ -300,7 +309,29 @@ def members_of(
     container: Container, proxy: Proxy, defaults: L.ServerOptions = L.ServerOptions()
 ) -> list[tuple[str, _Member]]:
     """(upstream name, member) for every upstream the container joins, or
-    Excluded/LabelError saying why it cannot be served at all."""
+    Excluded/LabelError saying why it cannot be served at all.
+
+    The answer depends on nothing but its arguments, and the Docker edge hands
+    out the same Container object while Docker shows it unchanged, so it is
+    worked out once per (container object, proxy, defaults) and kept with the
+    container: at every sync only the containers that changed pay for it.
+    """
+    key = (proxy, defaults)
+    known = container.joined.get(key)
+    if known is None:
+        try:
+            known = tuple(_members(container, proxy, defaults))
+        except (Excluded, L.LabelError) as error:
+            known = error
+        if len(container.joined) >= JOINED_KEPT:
+            container.joined.clear()  # the proxy's networks or the defaults changed: the old answers are done
+        container.joined[key] = known
+    if isinstance(known, Exception):
+        raise known.with_traceback(None)  # a fresh traceback each time, as _ours does
+    return list(known)
+
+
+def _members(container: Container, proxy: Proxy, defaults: L.ServerOptions) -> list[tuple[str, _Member]]:
     decoded = _ours(container)
     if decoded.enable is False:
         return []

@@ -1,14 +1,16 @@
 """The status model: what the watcher and the reloader decided, as JSON in the run dir.
 
 Each program that decides keeps its own part and writes it after each change
-(the watcher: upstreams, members, the Docker connection; the reloader: the
-last reloads), atomically and only when the bytes differ. The status server
-(status_server) only reads and composes them: no program ever asks another.
+(the watcher: upstreams, members, the Docker connection, once it is idle,
+see WatcherStatus; the reloader: the last reloads), atomically and only when
+the bytes differ. The status server (status_server) only reads and composes
+them: no program ever asks another.
 
 Everything here is plain data in, plain data out, except the two writers.
 The parts are written whether or not DYNAMIC_NGINX_STATUS_LISTEN is set (one
-small file replaced per change, off the start-up path), so `dynamic-nginx
-status` answers in any container; only the endpoints are opt-in.
+small file replaced per change, off the start-up path and off a change's way
+to nginx), so `dynamic-nginx status` answers in any container; only the
+endpoints are opt-in.
 
 Secrets: values of environment variables and labels whose names look like
 secrets (`redact`) are never written here.
@@ -17,6 +19,7 @@ secrets (`redact`) are never written here.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import re
 import threading
@@ -27,6 +30,7 @@ from typing import Any
 
 from . import labels as L
 from . import marker
+from .batching import Clock, Monotonic
 from .exclusions import Exclusion
 from .model import Model, Server, Upstream
 
@@ -38,6 +42,9 @@ STATES = ("active", "backup", "draining", "starting")
 RESULTS = ("ok", "invalid", "failed")
 RECENT_RELOADS = 20
 REDACTED = "(redacted)"
+# The watcher's part is written once it has been idle this long (s), at most STATUS_LATE after a change.
+STATUS_IDLE = 0.25
+STATUS_LATE = 1.0
 # A name that says its value is a secret: matched as a word part, case-insensitively
 # (DB_PASSWORD, apiKey, x-auth-token, traefik.http.middlewares.a.basicauth.users).
 SECRET_NAME_RE = re.compile(
@@ -147,9 +154,14 @@ class StatusFile:
         self._last = b""
 
     def write(self, data: Mapping[str, Any]) -> None:
+        self.write_bytes(encode(data))
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode())
+
+    def write_bytes(self, body: bytes) -> None:
         if self.path is None:
             return
-        body = encode(data)
         if body == self._last:
             return
         try:
@@ -165,13 +177,55 @@ def action_name(action: str) -> str:
     return action.split(":", 1)[0].strip() or "unknown"
 
 
-class WatcherStatus:
-    """The watcher's part, kept up to date by one call per happening; a no-op when `path` is None."""
+def compact(data: Any) -> str:
+    """Deterministic JSON without spaces: what the run dir's parts are written as."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
-    def __init__(self, path: Path | None):
+
+class Coalesce:
+    """When to write a part that changes often: once `idle` seconds passed
+    without a change, and never more than `late` seconds after the first
+    change not yet written. Time comes from an injectable clock."""
+
+    def __init__(self, clock: Clock, idle: float = STATUS_IDLE, late: float = STATUS_LATE):
+        self.clock, self.idle, self.late = clock, idle, late
+        self._first: float | None = None
+        self._last = 0.0
+
+    def changed(self) -> None:
+        now = self.clock.now()
+        if self._first is None:
+            self._first = now
+        self._last = now
+
+    def due(self) -> float | None:
+        """The clock time at which to write; None when nothing waits."""
+        if self._first is None:
+            return None
+        return min(self._last + self.idle, self._first + self.late)
+
+    def wrote(self) -> None:
+        self._first = None
+
+
+class WatcherStatus:
+    """The watcher's part, kept up to date by one call per happening; a no-op when `path` is None.
+
+    A sync only records its model: serialising every member of 1,000
+    containers took about 20 ms, on the path from a Docker event to nginx.
+    The file is written by `write_due` (the watcher calls it between
+    batches) once the watcher has been idle for STATUS_IDLE seconds, at
+    most STATUS_LATE seconds after the change (see `Coalesce`), and by
+    `flush`. A lost connection is written at once. Upstreams whose
+    members did not change are not serialised again.
+    """
+
+    def __init__(self, path: Path | None, clock: Clock | None = None):
         self._file = StatusFile(path)
         self._lock = threading.Lock()
         self._model: Model | None = None
+        self._when = Coalesce(clock or Monotonic())
+        self._upstreams: dict[str, tuple[Upstream, str]] = {}  # name -> (as last serialised, its JSON)
         self._docker: dict[str, Any] = {
             "connected": False,
             "api_version": None,
@@ -200,7 +254,7 @@ class WatcherStatus:
                 reconnects=max(self._sessions - 1, 0),
                 error=None,
             )
-            self._write()
+            self._when.changed()
 
     def disconnected(self, error: str) -> None:
         if not self.on:
@@ -227,11 +281,43 @@ class WatcherStatus:
             return
         with self._lock:
             self._model = model
-            self._write()
+            self._when.changed()
+
+    def due(self) -> float | None:
+        """The clock time by which the file should be written; None when it is up to date."""
+        with self._lock:
+            return self._when.due()
+
+    def write_due(self) -> None:
+        """Write the file if its time has come (see `due`)."""
+        with self._lock:
+            due = self._when.due()
+            if due is not None and due <= self._when.clock.now():
+                self._write()
+
+    def flush(self) -> None:
+        """Write what is not written yet, now."""
+        with self._lock:
+            if self._when.due() is not None:
+                self._write()
 
     def _write(self) -> None:
+        self._when.wrote()
         if self._model is not None:
-            self._file.write(watcher_part(self._model, self._docker))
+            self._file.write_text(self._text(self._model))
+
+    def _text(self, model: Model) -> str:
+        """watcher_part(model, docker) as compact JSON, reusing the JSON of unchanged upstreams."""
+        rest = watcher_part(dataclasses.replace(model, upstreams=()), self._docker)
+        del rest["upstreams"]
+        texts, kept = [], {}
+        for u in model.upstreams:
+            last = self._upstreams.get(u.name)
+            text = last[1] if last is not None and last[0] == u else compact(upstream(u))
+            kept[u.name] = (u, text)
+            texts.append(text)
+        self._upstreams = kept
+        return f'{compact(rest)[:-1]},"upstreams":[{",".join(texts)}]}}\n'
 
 
 # Seconds from a Docker event to nginx running the files it changed: the histogram's upper bounds.

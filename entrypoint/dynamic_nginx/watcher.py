@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 
 from . import events as E
 from . import reconnect, status, write
-from .batching import END, READY, RETRY_WRITE, Batcher, Clock, Waits
+from .batching import END, READY, RETRY_WRITE, WAKE, Batcher, Clock, Waits
 from .decisions import DecisionLog
 from .docker_source import DockerSource, NotFound
 from .inbox import OVERFLOW, Inbox
@@ -60,7 +60,7 @@ class Watcher:
         # Logged by the long-running watcher only: the start-up render before it would say it all twice.
         self._decisions: DecisionLog | None = None
         # Written whether or not the listener is on: `dynamic-nginx status` reads it.
-        self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS)
+        self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS, clock)
 
     def run(self) -> None:
         """Serve until stop(): connect, follow events, and after any failure start over.
@@ -109,6 +109,7 @@ class Watcher:
         finally:
             self._output.cancel()
             self._readiness.stop()
+            self.status.flush()
 
     def stop(self) -> None:
         """End run() (and follow()) soon, from any thread: a signal handler, a test."""
@@ -171,10 +172,14 @@ class Watcher:
             self.status.connected(source.api_version)
             watching = watchdog.start(stop_watchdog)
             while not self.stopped.is_set():
+                self.status.write_due()
                 resync = self.settings.resync_interval or None
-                batch = self._batcher.collect(events, resync, self.view.next_deadline())
+                admission = self.view.next_deadline()
+                batch = self._batcher.collect(events, resync, _earliest(admission, self.status.due()))
                 if self.stopped.is_set():
                     return
+                if batch == [WAKE] and not _passed(admission, self._batcher.clock.now()):
+                    continue  # only the status file was due: written at the top of the loop
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("batch: %s", _describe(batch))
                 self.status.events(batch)
@@ -245,6 +250,14 @@ class Watcher:
 
     def _sleep(self, seconds: float) -> None:
         self.stopped.wait(seconds)
+
+
+def _earliest(*deadlines: float | None) -> float | None:
+    return min((d for d in deadlines if d is not None), default=None)
+
+
+def _passed(deadline: float | None, now: float) -> bool:
+    return deadline is not None and deadline <= now
 
 
 def _how(changed: Collection[str] | None) -> str:

@@ -37,6 +37,7 @@ def run_dir_with_parts(tmp_path: Path) -> Path:
     reporter = status.WatcherStatus(tmp_path / WATCHER_STATUS)
     reporter.connected("1.41")
     reporter.synced(TWO_WEB)
+    reporter.flush()
     history = status.ReloadHistory(tmp_path / RELOAD_STATUS)
     history.add(1700000000.0, 0.02, "ok")
     history.add(1700000100.0, 0.01, "invalid", ERROR)

@@ -112,7 +112,9 @@ def test_other_projects_containers_never_reach_the_status(tmp_path: Path) -> Non
     docker.add("shop-web-1", "172.18.0.2", service="web")
     docker.add("other-app-1", "172.18.0.5", service="app", labels={"com.docker.compose.project": "other"})
     settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False, status_listen="8081")
-    Watcher(settings).sync(D.DockerSource(docker), PROXY_ID)
+    watcher = Watcher(settings)
+    watcher.sync(D.DockerSource(docker), PROXY_ID)
+    watcher.status.flush()
     part = status.load(settings.run_dir / WATCHER_STATUS)
     assert part is not None
     assert part["excluded"] == []

@@ -159,3 +159,37 @@ def test_labels_are_decoded_once_per_container_object() -> None:
     model.build([web], proxy(), leaving={web.id})
     assert web.decoded is first
     assert first.ours is not None and first.ours.memberships[0].server.weight == 2
+
+
+@pytest.mark.parametrize(
+    ("labels", "networks", "outcome"),
+    [
+        pytest.param({P + "weight": "2"}, (NETWORK,), "members", id="served: its servers"),
+        pytest.param({P + "weight": "two"}, (NETWORK,), "LabelError", id="a bad label: the same error"),
+        pytest.param({}, ("elsewhere",), "Excluded", id="no shared network: the same exclusion"),
+    ],
+)
+def test_members_are_worked_out_once_per_container_object(
+    monkeypatch: pytest.MonkeyPatch, labels: dict[str, str], networks: tuple[str, ...], outcome: str
+) -> None:
+    web = container(labels=labels)
+    ours = proxy(networks=networks)
+    calls = []
+    real = model._members
+    monkeypatch.setattr(model, "_members", lambda *args: calls.append(args[0].name) or real(*args))
+
+    def members_of(c: Container, p: model.Proxy) -> object:
+        try:
+            return model.members_of(c, p)
+        except Exception as error:
+            return type(error).__name__
+
+    answers = [members_of(web, ours) for _ in range(3)]
+    assert calls == ["shop-web-1"], "worked out at the first sync only"
+    assert answers[0] == answers[1] == answers[2]
+    assert (answers[0] if isinstance(answers[0], str) else "members") == outcome
+    if isinstance(answers[0], list) and isinstance(answers[1], list):
+        assert answers[0][0][1].server is answers[1][0][1].server, "the same Server: unchanged, nothing to compare"
+    members_of(web, proxy(networks=(NETWORK, "other")))
+    members_of(container(labels=labels), ours)
+    assert calls == ["shop-web-1"] * 3, "another proxy, or another container object, is worked out again"

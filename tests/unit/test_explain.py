@@ -178,7 +178,9 @@ def test_the_running_watchers_decision_is_shown_when_its_status_exists(tmp_path:
     from dynamic_nginx.watcher import Watcher
 
     settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False, status_listen="8081")
-    Watcher(settings).sync(D.DockerSource(demo()), PROXY_ID)
+    watcher = Watcher(settings)
+    watcher.sync(D.DockerSource(demo()), PROXY_ID)
+    watcher.status.flush()
     assert status.load(settings.run_dir / WATCHER_STATUS)
     out = io.StringIO()
     assert explain.run("shop-sick-1", settings, D.DockerSource(demo()), out, connect) == 0

@@ -130,6 +130,73 @@ def test_a_second_list_inspects_only_what_it_shows_changed(change: Any, count: i
         assert (c.networks[NETWORK], c.health) == (record.ip, record.health), "what is served is what Docker says"
 
 
+# --- many new containers are inspected INSPECT_PARALLEL at a time ------------------------------
+
+
+class Threads(FakeDocker):
+    """Notes the thread each inspect runs on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        self.threads.add(threading.current_thread().name)
+        return super().inspect_container(container_id)
+
+
+class Gathering(Threads):
+    """Each inspect waits until INSPECT_PARALLEL are under way together (or fails after 5 s)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.together = threading.Barrier(D.INSPECT_PARALLEL, timeout=5)
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        self.together.wait()
+        return super().inspect_container(container_id)
+
+
+def test_many_new_containers_are_inspected_eight_at_a_time_in_list_order() -> None:
+    docker = Gathering()
+    ids = [docker.add(f"shop-filler-{n}", f"172.18.0.{n + 2}") for n in range(3 * D.INSPECT_PARALLEL)]
+    found = D.DockerSource(docker).containers(PROJECT)
+    assert [c.id for c in found] == ids, "the answer keeps the list's order"
+    assert sorted(docker.inspected) == sorted(ids)
+    assert len(docker.threads) == D.INSPECT_PARALLEL and "MainThread" not in docker.threads
+    assert not [t for t in threading.enumerate() if t.name.startswith("inspect")], "the pool is gone"
+
+
+@pytest.mark.parametrize("new", [1, D.INSPECT_PARALLEL - 1], ids=["one", "one fewer than the pool"])
+def test_a_few_new_containers_are_inspected_one_after_the_other(new: int) -> None:
+    docker = Threads()
+    for n in range(30):
+        docker.add(f"shop-filler-{n}", f"172.18.0.{n + 2}")
+    source = D.DockerSource(docker)
+    source.containers(PROJECT)
+    docker.threads.clear()
+    docker.inspected.clear()
+    for n in range(new):
+        docker.add(f"shop-new-{n}", f"172.18.1.{n + 2}")
+    assert len(source.containers(PROJECT)) == 30 + new
+    assert (docker.threads, len(docker.inspected)) == ({"MainThread"}, new)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(ConnectionError("Connection aborted"), id="connection lost"),
+        pytest.param(APIError(403), id="403"),
+    ],
+)
+def test_an_error_in_a_parallel_inspect_raises_and_leaves_no_thread(error: BaseException) -> None:
+    docker, ids = filled(5 * D.INSPECT_PARALLEL)
+    docker.fail[ids[3]] = error
+    with pytest.raises(type(error)):
+        D.DockerSource(docker).containers(PROJECT)
+    assert not [t for t in threading.enumerate() if t.name.startswith("inspect")]
+
+
 # --- a container whose inspect fails ----------------------------------------------------------
 
 

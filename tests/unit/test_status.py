@@ -4,6 +4,7 @@ server block (checked by the real nginx -t), and the status server over its sock
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import re
@@ -19,6 +20,7 @@ from dynamic_nginx import settings as S
 from dynamic_nginx.marker import WATCHER_STATUS
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.reloader import RELOAD_STATUS
+from fake_clock import FakeClock
 from support import BUILTIN_NAME, container, needs_nginx, nginx_command, proxy, settings_in
 
 STUB_PAGE = "Active connections: 3 \nserver accepts handled requests\n 17 16 42 \nReading: 0 Writing: 1 Waiting: 2 \n"
@@ -140,13 +142,111 @@ def test_the_watcher_status_is_written_only_when_it_changes(tmp_path: Path) -> N
     path = tmp_path / WATCHER_STATUS
     reporter = status.WatcherStatus(path)
     reporter.synced(TWO_WEB)
+    reporter.flush()
     first = path.stat().st_ino
     reporter.synced(TWO_WEB)
+    reporter.flush()
     assert path.stat().st_ino == first, "the same status was written again"
     reporter.connected("1.43")
+    reporter.flush()
     assert path.stat().st_ino != first
     data = json.loads(path.read_text())
     assert data["docker"]["connected"] is True and data["docker"]["api_version"] == "1.43"
+
+
+def test_the_watcher_part_is_compact_json_of_the_whole_model(tmp_path: Path) -> None:
+    path = tmp_path / WATCHER_STATUS
+    reporter = status.WatcherStatus(path)
+    reporter.synced(TWO_WEB)
+    reporter.flush()
+    text = path.read_text()
+    assert text.count("\n") == 1 and text.endswith("}\n") and not text.startswith("{\n"), "one line"
+    expected = status.watcher_part(TWO_WEB, json.loads(text)["docker"])
+    assert json.loads(text) == expected
+
+
+def test_an_unchanged_upstream_is_not_serialised_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reporter = status.WatcherStatus(tmp_path / WATCHER_STATUS)
+    serialised: list[str] = []
+    real = status.upstream
+    monkeypatch.setattr(status, "upstream", lambda u: serialised.append(u.name) or real(u))
+    reporter.synced(TWO_WEB)
+    reporter.flush()
+    assert sorted(serialised) == ["api.upstream", "web.upstream"]
+    serialised.clear()
+    web = next(u for u in TWO_WEB.upstreams if u.name == "web.upstream")
+    fewer = dataclasses.replace(web, servers=web.servers[:1])
+    changed = dataclasses.replace(TWO_WEB, upstreams=tuple(fewer if u is web else u for u in TWO_WEB.upstreams))
+    reporter.synced(changed)
+    reporter.flush()
+    assert serialised == ["web.upstream"], "api.upstream did not change"
+    part = status.load(tmp_path / WATCHER_STATUS)
+    assert part is not None
+    assert [len(u["members"]) for u in part["upstreams"]] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        pytest.param([], None, id="nothing changed: nothing due"),
+        pytest.param([0.0], 0.25, id="one change: once idle for 0.25 s"),
+        pytest.param([0.0, 0.2], 0.45, id="a second change moves it on"),
+        pytest.param([0.0, 0.2, 0.4, 0.6, 0.8], 1.0, id="changes keep coming: at most 1 s after the first"),
+        pytest.param([0.0, 0.2, 0.4, 0.6, 0.8, 0.95], 1.0, id="still 1 s after the first"),
+    ],
+)
+def test_when_the_watcher_part_is_due(changes: list[float], expected: float | None) -> None:
+    clock = FakeClock(0.0)
+    when = status.Coalesce(clock)
+    for at in changes:
+        clock.time = at
+        when.changed()
+    due = when.due()
+    assert (round(due, 6) if due is not None else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("steps", "written_at"),
+    [
+        pytest.param([("synced", 0.0), ("check", 0.1), ("check", 0.3)], [0.3], id="written once idle"),
+        pytest.param(
+            [("synced", 0.0), ("synced", 0.2), ("check", 0.3), ("synced", 0.4), ("check", 0.5), ("check", 0.7)],
+            [0.7],
+            id="each sync while busy waits; one write for three",
+        ),
+        pytest.param(
+            [("synced", t / 10) for t in range(0, 12, 2)] + [("check", 1.05)],
+            [1.05],
+            id="busy for over a second: written anyway",
+        ),
+        pytest.param([("synced", 0.0), ("disconnected", 0.1)], [0.1], id="a lost connection is written at once"),
+        pytest.param([("synced", 0.0), ("flush", 0.01), ("check", 0.5)], [0.01], id="flush: at once, and once"),
+        pytest.param([("check", 5.0), ("flush", 6.0)], [], id="nothing synced: nothing written"),
+    ],
+)
+def test_the_watcher_part_is_written_once_the_watcher_is_idle(
+    tmp_path: Path, steps: list[tuple[str, float]], written_at: list[float]
+) -> None:
+    clock = FakeClock(0.0)
+    path = tmp_path / WATCHER_STATUS
+    reporter = status.WatcherStatus(path, clock)
+    writes: list[float] = []
+    for n, (step, at) in enumerate(steps):
+        clock.time = at
+        before = path.stat().st_ino if path.exists() else None
+        if step == "synced":
+            servers = TWO_WEB.upstreams[1].servers[: 1 + n % 3]  # a different model each time
+            upstreams = (TWO_WEB.upstreams[0], dataclasses.replace(TWO_WEB.upstreams[1], servers=servers))
+            reporter.synced(dataclasses.replace(TWO_WEB, upstreams=upstreams, problems=(f"sync {n}",)))
+        elif step == "check":
+            reporter.write_due()
+        elif step == "flush":
+            reporter.flush()
+        else:
+            reporter.disconnected("gone")
+        if path.exists() and path.stat().st_ino != before:
+            writes.append(at)
+    assert writes == written_at
 
 
 def test_with_the_listener_off_nothing_is_written(tmp_path: Path) -> None:
@@ -442,7 +542,9 @@ def test_on_nginx_accepts_the_status_server_block(tmp_path: Path) -> None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Path]:
     settings = settings_in(tmp_path, status_listen="8081")
-    status.WatcherStatus(settings.run_dir / WATCHER_STATUS).synced(TWO_WEB)
+    reporter = status.WatcherStatus(settings.run_dir / WATCHER_STATUS)
+    reporter.synced(TWO_WEB)
+    reporter.flush()
     (settings.run_dir / RELOAD_STATUS).write_text(json.dumps(RELOADS))
     sources = status_server.Sources(
         settings, environ={"DB_PASSWORD": "x", "DOCKER_HOST": "tcp://u:pw@h:2376"}, stub=lambda: STUB

@@ -94,3 +94,27 @@ def test_stop_ends_run_while_docker_is_away(tmp_path: Path) -> None:
     thread.join(10)
     assert not thread.is_alive()
     assert time.monotonic() - stopped < 5, "stop() waited out the backoff"
+
+
+def test_the_status_file_follows_once_the_watcher_is_idle(running: tuple[Watcher, FakeDocker, Path]) -> None:
+    from dynamic_nginx import status
+    from dynamic_nginx.marker import WATCHER_STATUS
+
+    watcher, docker, conf = running
+    path = watcher.settings.run_dir / WATCHER_STATUS
+
+    def members() -> list[str]:
+        part = status.load(path) or {}
+        return [m["name"] for u in part.get("upstreams", []) for m in u["members"]]
+
+    eventually(lambda: members() == ["shop-web-1"], "the status of the first sync was never written")
+    eventually(lambda: docker.stream is not None, "never subscribed")
+    assert docker.stream is not None
+    inspected = len(docker.inspected)
+    new = docker.add("shop-web-2", "172.18.0.3", service="web")
+    docker.stream.feed(docker_event("start", new, name="shop-web-2"))
+    eventually(lambda: "172.18.0.3:80" in rendered(conf), "the started replica was not added")
+    eventually(lambda: members() == ["shop-web-1", "shop-web-2"], "the status did not follow the start")
+    time.sleep(2 * status.STATUS_LATE)
+    assert len(docker.inspected) == inspected + 1, "writing the status asked Docker nothing"
+    assert watcher.status.due() is None
