@@ -9,6 +9,7 @@ Both are always removed afterwards, and publish ports on 127.0.0.1 only.
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -148,6 +149,17 @@ class Engine:
         for image in images:
             saved = f"docker save {image} | docker exec -i {self.name} docker load -q"
             run(["sh", "-c", saved], timeout=600)
+
+    def write(self, path: str, text: str) -> None:
+        """Write a file inside the engine's container (its own file system, where its docker CLI reads)."""
+        subprocess.run(
+            ["docker", "exec", "-i", self.name, "sh", "-c", f'mkdir -p "$(dirname {path})" && cat > {path}'],
+            input=text,
+            text=True,
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
 
     def logs(self) -> str:
         result = run(["docker", "logs", self.name], check=False)

@@ -30,18 +30,6 @@ NODES = ("manager", "worker")
 APP_PORT = 8000
 
 
-def feed(engine: Engine, path: str, text: str) -> None:
-    """Write a file inside the engine's container (its own file system, where its docker CLI reads)."""
-    subprocess.run(
-        ["docker", "exec", "-i", engine.name, "sh", "-c", f'mkdir -p "$(dirname {path})" && cat > {path}'],
-        input=text,
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-
-
 def wall_clock(timestamp: str) -> float:
     """Seconds since the epoch of an RFC 3339 time with nanoseconds, as Docker writes them."""
     match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", timestamp)
@@ -168,14 +156,14 @@ class Stack:
     def deploy(self) -> Stack:
         folder = f"/stacks/{self.name}"
         for name, text in self.configs.items():
-            feed(self.swarm.manager, f"{folder}/{name}", text)
+            self.swarm.manager.write(f"{folder}/{name}", text)
         compose = {
             "version": "3.8",
             "services": self.services,
             "configs": {name: {"file": f"./{name}"} for name in self.configs},
         }
         # JSON is YAML: the compose file is written from the dict, no template to escape.
-        feed(self.swarm.manager, f"{folder}/stack.yml", json.dumps(compose, indent=2))
+        self.swarm.manager.write(f"{folder}/stack.yml", json.dumps(compose, indent=2))
         self.swarm.docker("stack", "deploy", "--resolve-image", "never", "-c", f"{folder}/stack.yml", self.name)
         return self
 

@@ -8,7 +8,6 @@ in for Docker going away, and a nested engine (engines.Engine) is the daemon tha
 from __future__ import annotations
 
 import datetime
-import subprocess
 import threading
 import time
 import uuid
@@ -194,14 +193,7 @@ class App:
         self.replicas = 0
         engine.docker("network", "create", self.network)
         site = f"/{self.project}/conf.d"
-        run(["docker", "exec", engine.name, "mkdir", "-p", site])
-        subprocess.run(
-            ["docker", "exec", "-i", engine.name, "sh", "-c", f"cat > {site}/default.conf"],
-            input=SITE,
-            text=True,
-            check=True,
-            timeout=60,
-        )
+        engine.write(f"{site}/default.conf", SITE)
 
     def labels(self, service: str, number: int) -> list[str]:
         return [

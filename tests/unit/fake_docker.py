@@ -37,7 +37,22 @@ class Record:
 STOPPED = ("created", "exited", "dead")
 
 
-class FakeDocker:
+class FakeEvents:
+    """docker-py's `events` and `ping`: the stream a test feeds, and the filters it was asked with."""
+
+    event_filters: dict[str, Any] | None = None
+    stream: FakeStream | None = None
+
+    def events(self, decode: bool, filters: dict[str, Any]) -> FakeStream:
+        self.event_filters = filters
+        self.stream = FakeStream()
+        return self.stream
+
+    def ping(self) -> bool:
+        return True
+
+
+class FakeDocker(FakeEvents):
     """The docker-py APIClient methods DockerSource uses, over a dict of containers.
 
     `fail` maps an id to the exception its inspect raises; `inspected` counts inspects.
@@ -47,8 +62,6 @@ class FakeDocker:
         self.records: dict[str, Record] = {}
         self.fail: dict[str, BaseException] = {}
         self.inspected: list[str] = []
-        self.event_filters: dict[str, Any] | None = None
-        self.stream: FakeStream | None = None
 
     def add(self, name: str, ip: str, **fields: Any) -> str:
         container_id = container_id_of(name)
@@ -100,14 +113,6 @@ class FakeDocker:
             "State": state,
             "NetworkSettings": {"Networks": _networks(r)},
         }
-
-    def events(self, decode: bool, filters: dict[str, Any]) -> FakeStream:
-        self.event_filters = filters
-        self.stream = FakeStream()
-        return self.stream
-
-    def ping(self) -> bool:
-        return True
 
 
 def _networks(r: Record) -> dict[str, dict[str, str]]:

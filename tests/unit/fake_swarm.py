@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynamic_nginx.swarm_source import SERVICE_ID, STACK, TASK_ID
-from fake_docker import APIError, FakeStream
+from fake_docker import APIError, FakeEvents
 
 STACK_NAME = "dn"
 OVERLAY_ID = "overlaynetid0000000000000"  # the stack's network, which the proxy is on
@@ -78,7 +78,7 @@ def task(
     }
 
 
-class FakeSwarm:
+class FakeSwarm(FakeEvents):
     """What a manager's API answers; `worker=True` answers like a worker (503 for services and tasks)."""
 
     def __init__(self, worker: bool = False) -> None:
@@ -86,8 +86,6 @@ class FakeSwarm:
         self.tasks_: list[dict[str, Any]] = []
         self.worker = worker
         self.calls: list[str] = []
-        self.stream: FakeStream | None = None
-        self.event_filters: dict[str, Any] | None = None
         self.fail_tasks: BaseException | None = None
 
     def inspect_container(self, container_id: str) -> dict[str, Any]:
@@ -127,11 +125,3 @@ class FakeSwarm:
             raise self.fail_tasks
         desired = (filters or {}).get("desired-state")
         return [t for t in self.tasks_ if not desired or t["DesiredState"] in desired]
-
-    def events(self, decode: bool, filters: dict[str, Any]) -> FakeStream:
-        self.event_filters = filters
-        self.stream = FakeStream()
-        return self.stream
-
-    def ping(self) -> bool:
-        return True

@@ -7,9 +7,10 @@ for the task events Docker does not send.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -251,16 +252,31 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 5) -> None
         time.sleep(0.005)
 
 
-def test_the_poll_stands_in_for_task_events() -> None:
-    swarm = FakeSwarm()
+@contextlib.contextmanager
+def following(swarm: FakeSwarm, poll_interval: float) -> Iterator[list[E.Event]]:
+    """`app` with one task, listed once, then its stream followed: yields what the stream says."""
     swarm.services_, swarm.tasks_ = [app()], [task("app", 1, "10.0.1.11")]
-    source = SwarmSource(swarm, poll_interval=0.01)
+    source = SwarmSource(swarm, poll_interval=poll_interval)
     source.containers("dn")
     stream = source.subscribe()
-    assert swarm.event_filters == {"type": ["service", "node"]}
     heard: list[E.Event] = []
     thread = collect(stream, heard)
     try:
+        yield heard
+    finally:
+        stream.close()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def service_event(action: str = "update") -> dict[str, Any]:
+    return {"Type": "service", "Action": action, "Actor": {"ID": "svc-app", "Attributes": {"name": "dn_app"}}}
+
+
+def test_the_poll_stands_in_for_task_events() -> None:
+    swarm = FakeSwarm()
+    with following(swarm, poll_interval=0.01) as heard:
+        assert swarm.event_filters == {"type": ["service", "node"]}
         eventually(lambda: swarm.calls.count("tasks") >= 4, "never polled")
         assert heard == [], "no change, no event"
         swarm.tasks_.append(task("app", 2, "10.0.1.12", state="starting"))
@@ -272,15 +288,9 @@ def test_the_poll_stands_in_for_task_events() -> None:
         eventually(lambda: swarm.calls.count("tasks") >= polls + 3, "stopped polling")
         assert len(heard) == 2, "tasks of other services wake nothing"
         assert swarm.stream is not None
-        swarm.stream.feed(
-            {"Type": "service", "Action": "update", "Actor": {"ID": "svc-app", "Attributes": {"name": "dn_app"}}}
-        )
+        swarm.stream.feed(service_event())
         eventually(lambda: len(heard) == 3, "a service event was not passed on")
         assert (heard[2].type, heard[2].action, heard[2].container) == ("service", "update", "")
-    finally:
-        stream.close()
-        thread.join(5)
-    assert not thread.is_alive()
 
 
 def test_a_list_right_after_a_poll_uses_its_answer() -> None:
@@ -301,23 +311,13 @@ def test_a_list_right_after_a_poll_uses_its_answer() -> None:
 def test_after_a_swarm_event_the_poll_quickens() -> None:
     """At rest every 30 s here; after a service event, a new task is noticed well before that."""
     swarm = FakeSwarm()
-    swarm.services_, swarm.tasks_ = [app()], [task("app", 1, "10.0.1.11")]
-    source = SwarmSource(swarm, poll_interval=30)
-    source.containers("dn")
-    stream = source.subscribe()
-    heard: list[E.Event] = []
-    thread = collect(stream, heard)
-    try:
+    with following(swarm, poll_interval=30) as heard:
         eventually(lambda: "tasks" in swarm.calls[1:], "never polled")
         assert swarm.stream is not None
-        swarm.stream.feed({"Type": "service", "Action": "update", "Actor": {"ID": "svc-app", "Attributes": {}}})
+        swarm.stream.feed(service_event())
         eventually(lambda: len(heard) == 1, "the service event was not passed on")
         swarm.tasks_.append(task("app", 2, "10.0.1.12"))
         eventually(lambda: heard[1:] == [TASKS_CHANGED], "the new task was not noticed soon", timeout=10)
-    finally:
-        stream.close()
-        thread.join(5)
-    assert not thread.is_alive()
 
 
 @pytest.mark.parametrize(
