@@ -195,6 +195,22 @@ def test_tasks_become_upstreams(
             assert f"server {server}" in text
 
 
+def test_scope_all_adds_the_services_of_other_stacks_that_opt_in(tmp_path: Path) -> None:
+    swarm = FakeSwarm()
+    swarm.services_ = [
+        app(),
+        service("web", stack="other", labels={"dynamic-nginx.enable": "true", "dynamic-nginx.upstream": "web"}),
+        service("db", stack="other"),
+    ]
+    swarm.tasks_ = [task("app", 1, "10.0.1.11"), task("web", 1, "10.0.1.31"), task("db", 1, "10.0.1.41")]
+    model, _ = render(tmp_path, swarm, scope="all")
+    assert served(model) == {
+        "app.upstream": ["10.0.1.11:8000 max_fails=1 fail_timeout=1s"],
+        "web.upstream": ["10.0.1.31:80 max_fails=1 fail_timeout=1s"],
+    }
+    assert excluded(model) == {tname("db", 1).replace("dn_", "other_"): "out_of_scope"}
+
+
 def test_the_proxy_is_its_stack_on_its_networks_but_ingress() -> None:
     proxy = SwarmSource(FakeSwarm()).find_self(PROXY_CONTAINER)
     assert (proxy.project, proxy.networks, proxy.id) == ("dn", (OVERLAY,), PROXY_CONTAINER)
