@@ -16,9 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import marker, status
+from . import rundir, status
 from . import settings as S
-from .reloader import RELOAD_STATUS
 
 
 def when(value: object) -> str:
@@ -105,7 +104,7 @@ def text(data: Mapping[str, Any]) -> str:
 
 def composed(run_dir: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     return status.compose(
-        status.load(run_dir / marker.WATCHER_STATUS), status.load(run_dir / RELOAD_STATUS), environ, time.time()
+        status.load(run_dir / rundir.WATCHER_STATUS), status.load(run_dir / rundir.RELOAD_STATUS), environ, time.time()
     )
 
 

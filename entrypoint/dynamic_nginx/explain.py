@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from . import labels as L
-from . import marker, status
+from . import rundir, status
 from .docker_source import DockerSource
 from .exclusions import Excluded, absence
 from .model import Container, Model, Proxy, Server, in_scope, network_choice, port_choice
@@ -315,7 +315,7 @@ def examine(target: str, settings: Settings, source: DockerSource, connect: Conn
     model, rendered = rebuild(
         settings, proxy, listed, services=services, unready=unready if settings.probe_ports else None
     )
-    part = status.load(settings.run_dir / marker.WATCHER_STATUS)
+    part = status.load(settings.run_dir / rundir.WATCHER_STATUS)
     explained = []
     for container in chosen:
         steps = explain_container(

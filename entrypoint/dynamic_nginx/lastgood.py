@@ -1,7 +1,7 @@
 """Last good copies of the files we generate, put back when `nginx -t` blames one.
 
 After every `nginx -t` that passes, each generated file in conf.d (first line
-= MARKER, and its name in the watcher's record, marker.RECORD) is copied to a
+= MARKER, and its name in the watcher's record, rundir.WRITTEN) is copied to a
 store (`run_dir/good/`), so the store always holds versions nginx accepted (best effort: a store that cannot be written, on a
 full disk say, is reported once and never keeps a reload from happening). When `nginx -t` fails and nginx's message names a
 generated file, that file gets its good copy back, or is removed if it has

@@ -101,7 +101,7 @@ class Output:
 
     def write(self, outputs: Mapping[str, str], keep: Collection[str] = ()) -> write.Changes:
         """write.sync into conf.d, with the logging and retries described above."""
-        record = self.settings.run_dir / marker.RECORD
+        record = self.settings.run_dir / rundir.WRITTEN
         changes = write.sync(self.settings.conf_dir, outputs, keep=keep, record=record)
         conflicts = frozenset(changes.conflicts)
         for line in sorted(conflicts - self._conflicts):

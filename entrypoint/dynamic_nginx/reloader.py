@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import filewatch, health, lastgood, rundir, status
-from .marker import RECORD
 from .nginx import Nginx
 from .settings import Settings
 
@@ -34,10 +33,6 @@ if TYPE_CHECKING:
     from watchdog.events import FileSystemEvent
 
 log = logging.getLogger("reloader")
-STARTED_STAMP = rundir.NGINX_STARTED
-RELOADED_STAMP = rundir.NGINX_RELOADED
-PID_FILE = rundir.RELOADER_PID
-RELOAD_STATUS = rundir.RELOAD_STATUS
 RECONCILE_SECONDS = 2.0  # how often, while idle, the watched files are compared with what was last tested
 
 
@@ -221,11 +216,11 @@ class Reloader:
         self.reloads = 0
         self._last_error = ""
         self._copies = lastgood.GoodCopies(
-            settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / RECORD
+            settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / rundir.WRITTEN
         )
         self._tested: Fingerprint | None = None  # the watched files as they were at the last nginx -t
         # Written whether or not the listener is on: `dynamic-nginx status` reads it.
-        self.history = status.ReloadHistory(settings.run_dir / RELOAD_STATUS)
+        self.history = status.ReloadHistory(settings.run_dir / rundir.RELOAD_STATUS)
         self.asked = threading.Event()  # a reload asked for (SIGHUP to the container): see answer_requests
         self._stopped = threading.Event()
 
@@ -292,7 +287,7 @@ class Reloader:
 
     def _changed_while_away(self) -> bool:
         """True if files changed after nginx last loaded them (we were restarted meanwhile)."""
-        stamps = [self.settings.run_dir / STARTED_STAMP, self.settings.run_dir / RELOADED_STAMP]
+        stamps = [self.settings.run_dir / rundir.NGINX_STARTED, self.settings.run_dir / rundir.NGINX_RELOADED]
         loaded = max((s.stat().st_mtime for s in stamps if s.exists()), default=None)
         return loaded is not None and newest_mtime(self.folders()) > loaded
 
@@ -338,7 +333,7 @@ class Reloader:
             return False
         self.reloads += 1
         try:
-            (self.settings.run_dir / RELOADED_STAMP).touch()
+            (self.settings.run_dir / rundir.NGINX_RELOADED).touch()
         except OSError:
             pass  # only tells a restarted reloader what nginx has; it then tests once more
         log.info("reloaded nginx (#%d, %.0f ms)", self.reloads, (time.monotonic() - started) * 1000)

@@ -22,8 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from . import lastgood
-from .marker import RECORD
+from . import lastgood, rundir
 from .nginx import Nginx
 from .settings import Settings
 
@@ -85,7 +84,7 @@ def _report(log: logging.Logger, message: str) -> None:
 
 
 def _copies(settings: Settings) -> lastgood.GoodCopies:
-    return lastgood.GoodCopies(settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / RECORD)
+    return lastgood.GoodCopies(settings.conf_dir, settings.run_dir / lastgood.STORE, settings.run_dir / rundir.WRITTEN)
 
 
 def check(settings: Settings, nginx: Nginx, log: logging.Logger) -> bool:

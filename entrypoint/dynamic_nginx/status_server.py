@@ -25,8 +25,7 @@ from typing import Any
 
 import jinja2
 
-from . import marker, metrics, status
-from .rundir import RELOAD_STATUS
+from . import metrics, rundir, status
 from .settings import Settings
 
 log = logging.getLogger("status")
@@ -87,8 +86,8 @@ class Sources:
         environ: Mapping[str, str] | None = None,
         stub: Callable[[], metrics.Stub | None] | None = None,
     ):
-        self.watcher = settings.run_dir / marker.WATCHER_STATUS
-        self.reloads = settings.run_dir / RELOAD_STATUS
+        self.watcher = settings.run_dir / rundir.WATCHER_STATUS
+        self.reloads = settings.run_dir / rundir.RELOAD_STATUS
         self.environ = dict(os.environ if environ is None else environ)
         self.stub = stub or (lambda: fetch_stub(settings.status_stub))
         self.env = page_environment()

@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 from . import events as E
-from . import reconnect, status, write
+from . import reconnect, rundir, status, write
 from .batching import END, READY, RETRY_WRITE, WAKE, Batcher, Clock, Waits
 from .decisions import DecisionLog
 from .docker_source import DockerSource, NotFound
 from .inbox import OVERFLOW, Inbox
-from .marker import WATCHER_STATUS
 from .model import Model, Proxy
 from .readiness import Readiness
 from .rebuild import SERVICES, Output, OwnedServices, rebuild
@@ -60,7 +59,7 @@ class Watcher:
         # Logged by the long-running watcher only: the start-up render before it would say it all twice.
         self._decisions: DecisionLog | None = None
         # Written whether or not the listener is on: `dynamic-nginx status` reads it.
-        self.status = status.WatcherStatus(settings.run_dir / WATCHER_STATUS, clock)
+        self.status = status.WatcherStatus(settings.run_dir / rundir.WATCHER_STATUS, clock)
 
     def run(self) -> None:
         """Serve until stop(): connect, follow events, and after any failure start over.

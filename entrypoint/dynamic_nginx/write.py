@@ -2,7 +2,7 @@
 
 A file is ours to replace when its name is an output of a template and its
 first line starts with marker.MARKER; ours to remove when its name is in
-the record of what was written (marker.RECORD) and it has the marker. Any
+the record of what was written (rundir.WRITTEN) and it has the marker. Any
 other file is the user's and is never touched: a user's file with an
 output's name keeps that output from being written, and a file with the
 marker that was not written under its name (a copy that pins a generated

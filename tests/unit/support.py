@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import labels as L
-from dynamic_nginx.marker import RECORD
+from dynamic_nginx import rundir
 from dynamic_nginx.model import Container, Model, Proxy
 from dynamic_nginx.nginx import children
 from dynamic_nginx.settings import Settings
@@ -118,7 +118,12 @@ def settings_in(tmp: Path, **overrides: object) -> Settings:
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
-    for folder in (settings.conf_dir, settings.user_templates, settings.run_dir, (settings.run_dir / RECORD).parent):
+    for folder in (
+        settings.conf_dir,
+        settings.user_templates,
+        settings.run_dir,
+        (settings.run_dir / rundir.WRITTEN).parent,
+    ):
         folder.mkdir(parents=True, exist_ok=True)
     return settings
 

@@ -9,9 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from dynamic_nginx import cli, health, model, status
-from dynamic_nginx.marker import WATCHER_STATUS
-from dynamic_nginx.reloader import RELOAD_STATUS
+from dynamic_nginx import cli, health, model, rundir, status
 from support import container, proxy
 
 TWO_WEB = model.build(
@@ -34,11 +32,11 @@ ERROR = 'unknown directive "sever" in /etc/nginx/conf.d/a.conf:3'
 
 
 def run_dir_with_parts(tmp_path: Path) -> Path:
-    reporter = status.WatcherStatus(tmp_path / WATCHER_STATUS)
+    reporter = status.WatcherStatus(tmp_path / rundir.WATCHER_STATUS)
     reporter.connected("1.41")
     reporter.synced(TWO_WEB)
     reporter.flush()
-    history = status.ReloadHistory(tmp_path / RELOAD_STATUS)
+    history = status.ReloadHistory(tmp_path / rundir.RELOAD_STATUS)
     history.add(1700000000.0, 0.02, "ok")
     history.add(1700000100.0, 0.01, "invalid", ERROR)
     return tmp_path
@@ -66,7 +64,7 @@ def test_status_prints_upstreams_members_docker_and_reloads(tmp_path: Path) -> N
 
 
 def test_status_says_when_docker_is_not_connected(tmp_path: Path) -> None:
-    reporter = status.WatcherStatus(tmp_path / WATCHER_STATUS)
+    reporter = status.WatcherStatus(tmp_path / rundir.WATCHER_STATUS)
     reporter.synced(TWO_WEB)
     reporter.disconnected("permission denied on /var/run/docker.sock")
     text = run(tmp_path, "status")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import docker_source as D
-from dynamic_nginx import model
+from dynamic_nginx import model, rundir
 from dynamic_nginx.decisions import DecisionLog
 from dynamic_nginx.settings import Wait
 from dynamic_nginx.watcher import Watcher
@@ -106,7 +106,6 @@ def wait_until(check: Callable[[], bool], timeout: float = 10) -> None:
 def test_other_projects_containers_never_reach_the_status(tmp_path: Path) -> None:
     """Docker is asked for the proxy's project only, so a shared host's other projects are not listed at all."""
     from dynamic_nginx import status
-    from dynamic_nginx.marker import WATCHER_STATUS
 
     docker = FakeDocker()
     docker.add("shop-web-1", "172.18.0.2", service="web")
@@ -115,7 +114,7 @@ def test_other_projects_containers_never_reach_the_status(tmp_path: Path) -> Non
     watcher = Watcher(settings)
     watcher.sync(D.DockerSource(docker), PROXY_ID)
     watcher.status.flush()
-    part = status.load(settings.run_dir / WATCHER_STATUS)
+    part = status.load(settings.run_dir / rundir.WATCHER_STATUS)
     assert part is not None
     assert part["excluded"] == []
     assert [m["name"] for u in part["upstreams"] for m in u["members"]] == ["shop-web-1"]

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dynamic_nginx import lastgood, write
+from dynamic_nginx import lastgood, rundir, write
 from dynamic_nginx.batching import RETRY_WRITE
-from dynamic_nginx.marker import MARKER, RECORD, TEMP_PREFIX
+from dynamic_nginx.marker import MARKER, TEMP_PREFIX
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.rebuild import Output
 from dynamic_nginx.reloader import Reloader
@@ -138,7 +138,7 @@ def test_a_reload_goes_ahead_when_good_copies_cannot_be_written(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings_in(tmp_path)
-    write.sync(settings.conf_dir, {"site.conf": GOOD}, record=settings.run_dir / RECORD)  # as the watcher does
+    write.sync(settings.conf_dir, {"site.conf": GOOD}, record=settings.run_dir / rundir.WRITTEN)  # as the watcher does
     command = nginx_command(tmp_path, settings.conf_dir)
     master = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from dynamic_nginx import docker_source as D
 from dynamic_nginx import metrics, rundir, status
-from dynamic_nginx.reloader import RELOAD_STATUS
 from dynamic_nginx.watcher import Watcher
 from fake_docker import FakeDocker
 from support import PROXY_ID, settings_in
@@ -19,7 +18,7 @@ from test_status import composed, parse_exposition
 
 def test_a_confirmed_reload_observes_the_watchers_last_write_once(tmp_path: Path) -> None:
     applied = tmp_path / rundir.APPLIED
-    history = status.ReloadHistory(tmp_path / RELOAD_STATUS)
+    history = status.ReloadHistory(tmp_path / rundir.RELOAD_STATUS)
     assert not history.confirmed(applied, 100.0, 101.0)  # nothing written yet: nothing observed
     applied.parent.mkdir()
     applied.write_text("[1, 2]")
@@ -29,7 +28,7 @@ def test_a_confirmed_reload_observes_the_watchers_last_write_once(tmp_path: Path
     assert history.confirmed(applied, 99.9, 100.2)
     assert not history.confirmed(applied, 101.0, 101.1)  # the same write again: counted once
     history.add(99.9, 0.3, "ok")
-    data = json.loads((tmp_path / RELOAD_STATUS).read_text())["event_to_applied_seconds"]
+    data = json.loads((tmp_path / rundir.RELOAD_STATUS).read_text())["event_to_applied_seconds"]
     assert data["count"] == 1 and data["sum"] == 0.7
     assert dict((b, n) for b, n in data["buckets"]) == {b: (1 if b >= 0.7 else 0) for b in status.EVENT_BUCKETS}
 
@@ -97,6 +96,6 @@ def test_the_reloader_observes_only_after_a_reload_it_confirmed(tmp_path: Path) 
     reloader.record(began, time.monotonic(), False)  # nginx did not take it: nothing applied
     assert reloader.history.event_to_applied.count == 0
     reloader.record(began, time.monotonic(), True)
-    data = json.loads((settings.run_dir / RELOAD_STATUS).read_text())
+    data = json.loads((settings.run_dir / rundir.RELOAD_STATUS).read_text())
     assert data["event_to_applied_seconds"]["count"] == 1
     assert 0.2 <= data["event_to_applied_seconds"]["sum"] < 60

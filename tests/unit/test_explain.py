@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from dynamic_nginx import docker_source as D
-from dynamic_nginx import explain
+from dynamic_nginx import explain, rundir
 from fake_docker import FakeDocker
 from support import PROXY_ID, settings_in
 
@@ -174,14 +174,13 @@ def test_an_unknown_name_says_what_there_is(tmp_path: Path) -> None:
 
 def test_the_running_watchers_decision_is_shown_when_its_status_exists(tmp_path: Path) -> None:
     from dynamic_nginx import status
-    from dynamic_nginx.marker import WATCHER_STATUS
     from dynamic_nginx.watcher import Watcher
 
     settings = settings_in(tmp_path, container=PROXY_ID, probe_ports=False, status_listen="8081")
     watcher = Watcher(settings)
     watcher.sync(D.DockerSource(demo()), PROXY_ID)
     watcher.status.flush()
-    assert status.load(settings.run_dir / WATCHER_STATUS)
+    assert status.load(settings.run_dir / rundir.WATCHER_STATUS)
     out = io.StringIO()
     assert explain.run("shop-sick-1", settings, D.DockerSource(demo()), out, connect) == 0
     assert "the running watcher has it out: unhealthy: its health check says unhealthy" in out.getvalue()

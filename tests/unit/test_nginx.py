@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dynamic_nginx import reloader
+from dynamic_nginx import rundir
 from dynamic_nginx.nginx import Nginx, children, find_master, first_error, retire
 from dynamic_nginx.reloader import Reloader
 from support import needs_nginx, nginx_command, nginx_running, settings_in
@@ -160,7 +160,7 @@ def test_reloader_reloads_a_valid_config_and_refuses_a_broken_one(
     (settings.conf_dir / "web.conf").write_text("upstream web.upstream {\n    server 10.0.0.1:80;\n}\n")
     assert reload.apply() is True
     assert reload.reloads == 1
-    assert (settings.run_dir / reloader.RELOADED_STAMP).exists()
+    assert (settings.run_dir / rundir.NGINX_RELOADED).exists()
     assert children(nginx.master_pid() or 0) != workers
 
     (settings.conf_dir / "web.conf").write_text("upstream web.upstream {\n    bogus;\n}\n")

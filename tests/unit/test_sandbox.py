@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dynamic_nginx import model, render, write
-from dynamic_nginx.marker import RECORD
+from dynamic_nginx import model, render, rundir, write
 from support import container, proxy, settings_in
 
 HOSTILE = [
@@ -65,7 +64,7 @@ def test_a_template_that_reaches_for_python_internals_fails_with_one_line(tmp_pa
 def test_the_last_good_output_stays(tmp_path: Path, text: str) -> None:
     settings = settings_in(tmp_path)
     good = render_user(tmp_path / "before", "# {{ proxy.name }}\n").outputs["hostile.conf"]
-    record = settings.run_dir / RECORD
+    record = settings.run_dir / rundir.WRITTEN
     write.sync(settings.conf_dir, {"hostile.conf": good}, record=record)
 
     rendered = render_user(tmp_path, text)

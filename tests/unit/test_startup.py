@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from dynamic_nginx import startup
-from dynamic_nginx.marker import MARKER, RECORD
+from dynamic_nginx import rundir, startup
+from dynamic_nginx.marker import MARKER
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.settings import Settings
 from support import needs_nginx, nginx_command, settings_in
@@ -80,7 +80,7 @@ def prepared(tmp_path: Path, include: bool) -> tuple[Nginx, Settings]:
     (settings.conf_dir / "dynamic-nginx-upstreams.conf").write_text(UPSTREAMS)
     # The watcher's record of what it writes: these files are its own (mine.conf in one test).
     conf = settings.conf_dir
-    (settings.run_dir / RECORD).write_text(f"{conf}/dynamic-nginx-upstreams.conf\n{conf}/mine.conf\n")
+    (settings.run_dir / rundir.WRITTEN).write_text(f"{conf}/dynamic-nginx-upstreams.conf\n{conf}/mine.conf\n")
     return Nginx(command, settings.nginx_pid_file), settings
 
 

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamic_nginx import metrics, model, render, status, status_server, write
+from dynamic_nginx import metrics, model, render, rundir, status, status_server, write
 from dynamic_nginx import settings as S
-from dynamic_nginx.marker import WATCHER_STATUS
 from dynamic_nginx.nginx import Nginx
-from dynamic_nginx.reloader import RELOAD_STATUS
 from fake_clock import FakeClock
 from support import BUILTIN_NAME, container, needs_nginx, nginx_command, proxy, settings_in
 
@@ -139,7 +137,7 @@ def test_before_anyone_reported_the_status_says_so() -> None:
 
 
 def test_the_watcher_status_is_written_only_when_it_changes(tmp_path: Path) -> None:
-    path = tmp_path / WATCHER_STATUS
+    path = tmp_path / rundir.WATCHER_STATUS
     reporter = status.WatcherStatus(path)
     reporter.synced(TWO_WEB)
     reporter.flush()
@@ -155,7 +153,7 @@ def test_the_watcher_status_is_written_only_when_it_changes(tmp_path: Path) -> N
 
 
 def test_the_watcher_part_is_compact_json_of_the_whole_model(tmp_path: Path) -> None:
-    path = tmp_path / WATCHER_STATUS
+    path = tmp_path / rundir.WATCHER_STATUS
     reporter = status.WatcherStatus(path)
     reporter.synced(TWO_WEB)
     reporter.flush()
@@ -166,7 +164,7 @@ def test_the_watcher_part_is_compact_json_of_the_whole_model(tmp_path: Path) -> 
 
 
 def test_an_unchanged_upstream_is_not_serialised_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reporter = status.WatcherStatus(tmp_path / WATCHER_STATUS)
+    reporter = status.WatcherStatus(tmp_path / rundir.WATCHER_STATUS)
     serialised: list[str] = []
     real = status.upstream
     monkeypatch.setattr(status, "upstream", lambda u: serialised.append(u.name) or real(u))
@@ -180,7 +178,7 @@ def test_an_unchanged_upstream_is_not_serialised_again(tmp_path: Path, monkeypat
     reporter.synced(changed)
     reporter.flush()
     assert serialised == ["web.upstream"], "api.upstream did not change"
-    part = status.load(tmp_path / WATCHER_STATUS)
+    part = status.load(tmp_path / rundir.WATCHER_STATUS)
     assert part is not None
     assert [len(u["members"]) for u in part["upstreams"]] == [0, 1]
 
@@ -228,7 +226,7 @@ def test_the_watcher_part_is_written_once_the_watcher_is_idle(
     tmp_path: Path, steps: list[tuple[str, float]], written_at: list[float]
 ) -> None:
     clock = FakeClock(0.0)
-    path = tmp_path / WATCHER_STATUS
+    path = tmp_path / rundir.WATCHER_STATUS
     reporter = status.WatcherStatus(path, clock)
     writes: list[float] = []
     for n, (step, at) in enumerate(steps):
@@ -259,11 +257,11 @@ def test_with_the_listener_off_nothing_is_written(tmp_path: Path) -> None:
 
 
 def test_the_reload_history_keeps_the_last_ones_newest_first(tmp_path: Path) -> None:
-    history = status.ReloadHistory(tmp_path / RELOAD_STATUS)
+    history = status.ReloadHistory(tmp_path / rundir.RELOAD_STATUS)
     for n in range(status.RECENT_RELOADS + 5):
         history.add(float(n), 0.01, "ok")
     history.add(100.0, 0.02, "invalid", "[emerg] unexpected end of file")
-    data = json.loads((tmp_path / RELOAD_STATUS).read_text())
+    data = json.loads((tmp_path / rundir.RELOAD_STATUS).read_text())
     assert len(data["recent"]) == status.RECENT_RELOADS
     assert data["recent"][0] == {
         "at": 100.0,
@@ -542,10 +540,10 @@ def test_on_nginx_accepts_the_status_server_block(tmp_path: Path) -> None:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Path]:
     settings = settings_in(tmp_path, status_listen="8081")
-    reporter = status.WatcherStatus(settings.run_dir / WATCHER_STATUS)
+    reporter = status.WatcherStatus(settings.run_dir / rundir.WATCHER_STATUS)
     reporter.synced(TWO_WEB)
     reporter.flush()
-    (settings.run_dir / RELOAD_STATUS).write_text(json.dumps(RELOADS))
+    (settings.run_dir / rundir.RELOAD_STATUS).write_text(json.dumps(RELOADS))
     sources = status_server.Sources(
         settings, environ={"DB_PASSWORD": "x", "DOCKER_HOST": "tcp://u:pw@h:2376"}, stub=lambda: STUB
     )

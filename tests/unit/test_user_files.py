@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from dynamic_nginx import lastgood, startup, write
-from dynamic_nginx.marker import MARKER, RECORD, recorded
+from dynamic_nginx import lastgood, rundir, startup, write
+from dynamic_nginx.marker import MARKER, recorded
 from dynamic_nginx.nginx import Nginx
 from dynamic_nginx.rebuild import Output
 from support import needs_nginx, nginx_command, settings_in
@@ -37,7 +37,7 @@ def conf(tmp_path: Path) -> Path:
 @pytest.fixture
 def record(tmp_path: Path) -> Path:
     (tmp_path / "run").mkdir()
-    return tmp_path / "run" / RECORD
+    return tmp_path / "run" / rundir.WRITTEN
 
 
 def test_a_users_file_with_the_output_name_is_never_overwritten(conf: Path, record: Path) -> None:
@@ -186,4 +186,4 @@ def test_the_watcher_and_the_nginx_checks_share_one_record(tmp_path: Path) -> No
     (settings.conf_dir / "pinned.conf").write_text(GENERATED)
     copies = startup._copies(settings)
     assert set(copies.current()) == {"up.conf"}
-    assert recorded(settings.run_dir / RECORD, settings.conf_dir) == {"up.conf"}
+    assert recorded(settings.run_dir / rundir.WRITTEN, settings.conf_dir) == {"up.conf"}

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from dynamic_nginx import docker_source as D
+from dynamic_nginx import rundir
 from dynamic_nginx.labels import COMPOSE_PROJECT
 from dynamic_nginx.settings import Wait
 from dynamic_nginx.watcher import Watcher
@@ -98,10 +99,9 @@ def test_stop_ends_run_while_docker_is_away(tmp_path: Path) -> None:
 
 def test_the_status_file_follows_once_the_watcher_is_idle(running: tuple[Watcher, FakeDocker, Path]) -> None:
     from dynamic_nginx import status
-    from dynamic_nginx.marker import WATCHER_STATUS
 
     watcher, docker, conf = running
-    path = watcher.settings.run_dir / WATCHER_STATUS
+    path = watcher.settings.run_dir / rundir.WATCHER_STATUS
 
     def members() -> list[str]:
         part = status.load(path) or {}
