@@ -13,6 +13,8 @@ node, and a restarted proxy.
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -84,12 +86,34 @@ def first_answers(outcomes: list[Outcome], since: float) -> dict[str, float]:
     return first
 
 
-def upstream_servers(stack: Stack) -> list[str]:
-    """The `server` lines of app.upstream in the proxy's generated file."""
+def upstream_servers(stack: Stack, service: str = "app") -> list[str]:
+    """The `server` lines of `<service>.upstream` in the proxy's generated file."""
     proxy = stack.running("proxy")[0].container
     text = stack.swarm.manager.docker("exec", proxy, "cat", "/etc/nginx/conf.d/dynamic-nginx-upstreams.conf").stdout
-    block = re.search(r"upstream app\.upstream \{(.*?)\n\}", text, re.S)
-    return re.findall(r"^\s+server (\S+)", block.group(1), re.M) if block else []
+    block = re.search(rf"upstream {service}\.upstream \{{(.*?)\n\}}", text, re.S)
+    return re.findall(r"^\s+server ([^\s;]+)", block.group(1), re.M) if block else []
+
+
+def in_proxy(stack: Stack, *command: str) -> str:
+    """Run a command in the proxy's container (on the manager); its stdout."""
+    proxy = stack.running("proxy")[0].container
+    return stack.swarm.manager.docker("exec", proxy, *command).stdout
+
+
+@contextlib.contextmanager
+def extra_service(stack: Stack, short: str, *flags: str) -> Iterator[str]:
+    """One more service of the stack for a test, as `stack deploy` makes them (the stack's label, on
+    its network), of the backend image; removed afterwards. Yields its Swarm name."""
+    name = stack.service(short)
+    stack.swarm.docker(
+        "service", "create", "--detach", "--no-resolve-image", "--name", name,
+        "--label", f"com.docker.stack.namespace={stack.name}", "--network", f"{stack.name}_default",
+        *flags, BACKEND_IMAGE,
+    )  # fmt: skip
+    try:
+        yield name
+    finally:
+        stack.swarm.docker("service", "rm", name, check=False)
 
 
 def test_tasks_on_both_nodes_are_served_through_the_overlay(bed):
@@ -172,6 +196,50 @@ def test_draining_a_node_takes_its_tasks_out_and_fails_no_request(bed):
     assert load.hosts_since(settled) == {t.container for t in tasks}, story(load, stack)
     assert len(upstream_servers(stack)) == 3
     assert_nothing_lost(load, stack)
+
+
+def test_a_task_with_a_health_check_joins_only_once_healthy(bed):
+    """Swarm holds a health-checked task `starting` until its check passes: out until then, with the reason."""
+    stack, _ = bed
+    flags = ["--label", "dynamic-nginx.port=8000", "--constraint", "node.role==manager"]
+    flags += ["--health-cmd", "test -e /tmp/ready", "--health-interval", "1s", "--health-start-period", "120s"]
+    with extra_service(stack, "gated", *flags):
+        (task,) = wait_for(
+            lambda: [t for t in stack.tasks("gated") if t.container and t.state == "starting"], 60, "gated starting"
+        )
+        time.sleep(2)  # polls and health checks come and go: it must stay out
+        assert upstream_servers(stack, "gated") == ["127.0.0.1:29503"], "a task not yet healthy is served"
+        (said,) = json.loads(in_proxy(stack, "dynamic-nginx", "explain", "gated", "--json"))["containers"]
+        assert said["reason"] == "health_starting", said
+        stack.swarm.manager.docker("exec", task.container, "touch", "/tmp/ready")
+        servers = wait_for(lambda: [s for s in upstream_servers(stack, "gated") if s.endswith(":8000")], 15, "joined")
+        assert len(servers) == 1, servers
+        assert in_proxy(stack, "python3", "-c", FETCH.format(url=f"http://{servers[0]}/")).strip() == task.container
+
+
+# Fetch a URL from inside the proxy's container (its image has python3, not curl).
+FETCH = "import urllib.request; print(urllib.request.urlopen('{url}', timeout=5).read().decode(), end='')"
+
+
+def test_a_service_labelled_vip_is_one_member_its_virtual_ip(bed):
+    """`dynamic-nginx.address=vip`: the service is one member, at its virtual IP on the stack's network.
+
+    Checked through `explain`, not with requests: Swarm's VIPs are IPVS rules, and this machine's
+    kernel has no IPVS (no /proc/net/ip_vs), so no VIP routes here, for nginx or anyone.
+    """
+    stack, _ = bed
+    flags = ["--label", "dynamic-nginx.port=8000", "--label", "dynamic-nginx.address=vip", "--replicas", "2"]
+    with extra_service(stack, "pool", *flags):
+        stack.wait_settled("pool", 2)
+        network = json.loads(stack.swarm.docker("network", "inspect", f"{stack.name}_default").stdout)[0]["Id"]
+        vips = stack.inspect("pool")["Endpoint"]["VirtualIPs"]
+        (vip,) = [v["Addr"].split("/")[0] for v in vips if v["NetworkID"] == network]
+        said = json.loads(in_proxy(stack, "dynamic-nginx", "explain", "pool", "--json"))
+        (member,) = said["containers"]
+        assert member["name"] == stack.service("pool"), said
+        steps = {step["name"]: step for step in member["steps"]}
+        assert steps["network"]["ok"] and f"({vip})" in steps["network"]["text"], steps["network"]
+        assert steps["port"]["ok"] and steps["port"]["text"].startswith("8000"), steps["port"]
 
 
 def test_restarted_proxy_serves_every_task_within_2s_of_its_start(bed):
