@@ -5,10 +5,10 @@ The 500 are cheap (`sleep infinity` without a network, opted out of serving
 with `dynamic-nginx.enable=false`): the proxy lists and inspects them like any
 container of its project, which is what a resync costs; they are never served.
 Creating and removing them is most of this test's time (0.2 to 0.5 s each on
-the test machine). They have no network, are created 2 at a time and removed 25 at a time:
+the test machine). They have no network, are created 2 at a time and removed 5 at a time:
 a first version with 500 endpoints on the project's bridge, removed 200 at
 a time, was followed by dockerd 20.10 wedging on this machine (every
-`docker run` and `docker network ls` hung).
+`docker run` and `docker network ls` hung), and so was one that removed 50 at once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import PROXY, WEB, Load, Project, record, rendered_servers, run, wait_for
+from harness import PROXY, REMOVE_AT_ONCE, WEB, Load, Project, record, rendered_servers, run, wait_for
 from harness import SITE as SITE_FOR
 
 FILLERS = 500
@@ -82,8 +82,8 @@ def remove_fillers(p: Project) -> None:
             "label=com.docker.compose.service=filler",
         ]
     ).stdout.split()
-    for chunk in [ids[i : i + 25] for i in range(0, len(ids), 25)]:  # one at a time: see the module's docstring
-        run(["docker", "rm", "-f", *chunk], timeout=300, check=False)
+    for at in range(0, len(ids), REMOVE_AT_ONCE):  # a few at a time: see the module's docstring
+        run(["docker", "rm", "-f", *ids[at : at + REMOVE_AT_ONCE]], timeout=300, check=False)
 
 
 def address(container: str) -> str:
