@@ -9,7 +9,6 @@ plain `Container`/`Proxy`/`Event` values. It uses read-only endpoints only
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import os
@@ -414,6 +413,8 @@ class DockerSource:
         """
         if len(wanted) < INSPECT_PARALLEL:
             return [(container_id, self._inspect(container_id, name)) for container_id, name in wanted]
+        import concurrent.futures  # here, not at the top: the start-up render rarely needs it
+
         pool = concurrent.futures.ThreadPoolExecutor(INSPECT_PARALLEL, thread_name_prefix="inspect")
         try:
             futures = [pool.submit(self._inspect, container_id, name) for container_id, name in wanted]

@@ -222,7 +222,12 @@ class SwarmSource(DockerSource):
 
     def proxy(self, proxy_id: str) -> Proxy:
         """Our own task's container: the stack it belongs to and the networks it is on, by id."""
-        data = self._api.inspect_container(proxy_id)
+        return self._proxy_from(self._api.inspect_container(proxy_id))
+
+    def find_self(self, override: str = "", mountinfo: Path = Path("/proc/self/mountinfo")) -> Proxy:
+        return self._proxy_from(self.find_own(override, mountinfo))
+
+    def _proxy_from(self, data: Mapping[str, Any]) -> Proxy:
         labels = (data.get("Config") or {}).get("Labels") or {}
         own = container_from_inspect(data)
         networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
@@ -232,9 +237,6 @@ class SwarmSource(DockerSource):
         self._own_service = str(labels.get(SERVICE_ID) or "")
         self._stack = str(labels.get(STACK) or "")
         return Proxy(id=own.id, name=own.name, project=self._stack, networks=tuple(sorted(self._shared.values())))
-
-    def find_self(self, override: str = "", mountinfo: Path = Path("/proc/self/mountinfo")) -> Proxy:
-        return self.proxy(super().find_self(override, mountinfo).id)
 
     def _services(self, project: str, opted_in: bool = False) -> list[Service]:
         """The stack's services (with opted_in, every service: the model keeps those that opt in)."""
