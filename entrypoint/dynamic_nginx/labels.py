@@ -8,6 +8,7 @@ LabelError naming the container, the label, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping
 
@@ -99,9 +100,12 @@ class ServerOptions:
     backup: bool = False
     down: bool = False
 
-    @property
+    @functools.cached_property
     def parameters(self) -> str:
-        """The validated parameters as nginx writes them: `weight=3 max_fails=2 backup`."""
+        """The validated parameters as nginx writes them: `weight=3 max_fails=2 backup`.
+
+        Kept once worked out: the options are shared by every server with the
+        same labels, and each server's are read at every sync (render, log)."""
         words = [
             f"{name}={value}"
             for name, value in (

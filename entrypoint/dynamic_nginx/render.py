@@ -15,6 +15,7 @@ naming the template, and its previous output stays.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePath
@@ -23,8 +24,10 @@ from typing import Any
 import jinja2
 import jinja2.sandbox
 
+from .exclusions import Exclusion
+from .labels import ServerOptions
 from .marker import MARKER
-from .model import Model
+from .model import Container, Model, Proxy, Server, Upstream
 from .settings import Settings
 
 SUFFIX = ".j2"
@@ -58,6 +61,19 @@ def find_templates(folders: Iterable[Path]) -> dict[str, Path]:
 _PATH_ATTRIBUTES = frozenset({"name", "stem", "suffix", "suffixes", "parent", "parents", "parts", "as_posix"})
 
 
+# The model's value types: frozen dataclasses of validated data, whose public
+# attributes are fields and properties computed from them (no methods that act).
+_MODEL_TYPES = frozenset({Model, Upstream, Server, Container, Proxy, Exclusion, ServerOptions})
+
+
+def _declared(kind: type, attribute: str) -> bool:
+    """True for a dataclass field or a property (cached or not) declared by the type."""
+    if attribute in {f.name for f in dataclasses.fields(kind)}:
+        return True
+    found = getattr(kind, attribute, None)  # on the class: the property object itself
+    return isinstance(found, (property, functools.cached_property))
+
+
 class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
     """Jinja2's immutable sandbox (no underscore attributes, no str.format tricks, no
     mutation of lists and dicts), with paths reduced to their pure parts.
@@ -71,6 +87,19 @@ class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
     def __init__(self, **options: Any):
         super().__init__(**options)
         self._safe: dict[tuple[type, str], bool] = {}
+        self._plain: set[tuple[type, str]] = set()
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """The sandbox's getattr, with a short cut for the public fields and properties
+        of the model's own value types (see _MODEL_TYPES): for those the sandbox's
+        answer is always the plain attribute, and they are most of what a render reads."""
+        if (type(obj), attribute) in self._plain:
+            return getattr(obj, attribute)
+        value = super().getattr(obj, attribute)
+        kind = type(obj)
+        if kind in _MODEL_TYPES and not attribute.startswith("_") and _declared(kind, attribute):
+            self._plain.add((kind, attribute))
+        return value
 
     def is_safe_attribute(self, obj: object, attr: str, value: object) -> bool:
         key = (type(obj), attr)
