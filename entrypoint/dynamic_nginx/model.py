@@ -98,9 +98,10 @@ class Server:
         """Validated `server` parameters (`weight=2 backup`), or ""."""
         return self.options.parameters
 
-    @property
+    @functools.cached_property
     def comment(self) -> str:
-        """The container's name if it is a plain Docker name, else its short id."""
+        """The container's name if it is a plain Docker name, else its short id (kept
+        once worked out: a server object lives as long as its container is unchanged)."""
         name = self.container.name
         return name if SAFE_COMMENT_RE.fullmatch(name) else self.container.short_id
 
@@ -176,13 +177,15 @@ def referenced_upstreams(texts: Iterable[str]) -> set[str]:
     These must exist even when no container serves them, or nginx would refuse
     the whole configuration ("host not found in upstream").
     """
-    found = set()
+    found: set[str] = set()
     for text in texts:
-        for match in REFERENCE_RE.finditer(text):
-            name = match.group(1).lower()
-            if L.is_name(name):
-                found.add(name)
+        found |= _references(text)
     return found
+
+
+@functools.lru_cache(maxsize=64)  # every sync reads the user's files again; they seldom change
+def _references(text: str) -> frozenset[str]:
+    return frozenset(n for m in REFERENCE_RE.finditer(text) if L.is_name(n := m.group(1).lower()))
 
 
 def in_scope(container: Container, proxy: Proxy, scope: str = "project") -> bool:
@@ -353,8 +356,8 @@ def owners_of(containers: Iterable[Container], proxy: Proxy, services: Iterable[
     listed at the moment (scaled to 0, being recreated): a name stays its
     service's whether or not a replica runs. Other projects own nothing here.
     """
-    own = [c.service for c in containers if proxy.project and c.project == proxy.project]
-    return {L.upstream_name(s): s.lower() for s in [*services, *own] if L.is_name(s)}
+    own = {c.service for c in containers if proxy.project and c.project == proxy.project}
+    return {L.upstream_name(s): s.lower() for s in sorted({*services, *own}) if L.is_name(s)}
 
 
 def refusal(container: Container, name: str, explicit: bool, proxy: Proxy, owners: Mapping[str, str]) -> str | None:
@@ -438,6 +441,29 @@ def resolve_options(name: str, members: list[_Member]) -> tuple[L.UpstreamOption
                 f"using {newest_first[0].server.container.name}'s, the newest container's"
             )
     return L.UpstreamOptions(**chosen), warnings  # type: ignore[arg-type]
+
+
+# The last _combine answer per upstream name, with the members it was for. A member
+# object lives as long as its container object (see members_of), so an upstream whose
+# containers Docker shows unchanged is found here by identity: a sync then combines
+# only the upstreams that changed. Pruned to the names of the last build.
+_COMBINED: dict[str, tuple[tuple[_Member, ...], tuple[Upstream, tuple[str, ...], tuple[str, ...]]]] = {}
+
+
+def _combined(name: str, members: list[_Member]) -> tuple[Upstream, list[str], list[str]]:
+    """`_combine`, remembered per upstream while its member objects are the same ones."""
+    known = _COMBINED.get(name)
+    if (
+        known is not None
+        and len(known[0]) == len(members)
+        and all(a is b for a, b in zip(known[0], members, strict=True))
+    ):
+        upstream, problems, warnings = known[1]
+    else:
+        fresh = _combine(name, members)
+        upstream, problems, warnings = fresh[0], tuple(fresh[1]), tuple(fresh[2])
+        _COMBINED[name] = (tuple(members), (upstream, problems, warnings))
+    return upstream, list(problems), list(warnings)
 
 
 def _combine(name: str, members: list[_Member]) -> tuple[Upstream, list[str], list[str]]:
@@ -585,10 +611,12 @@ def _assemble(
         )
     upstreams = []
     for name, members in sorted(groups.items()):
-        upstream, more_problems, more_warnings = _combine(name, members)
+        upstream, more_problems, more_warnings = _combined(name, members)
         upstreams.append(upstream)
         problems += more_problems
         warnings += more_warnings
+    for name in _COMBINED.keys() - groups.keys():
+        _COMBINED.pop(name, None)
     served = {s.container.id for u in upstreams for s in u.servers}
     for container in included:
         if container.id not in served and dropped:
