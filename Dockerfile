@@ -38,6 +38,7 @@ RUN groupadd --system --gid 101 nginx \
         /usr/lib/python3/dist-packages/chardet /usr/bin/chardetect \
         /usr/lib/python3/dist-packages/yaml /usr/lib/python3/dist-packages/_yaml \
         $py/curses $py/lib-dynload/_curses*.so $py/lib-dynload/_codecs_*.so \
+        $py/_pydecimal.py $py/lib-dynload/_interp*.so $py/wsgiref $py/mailbox.py $py/venv $py/dbm $py/shelve.py \
     && python3 /usr/local/lib/dynamic-nginx-build/trim-bytecode \
     && rm -rf /usr/local/lib/dynamic-nginx-build
 # Lean: what the runtime never loads goes (docs, man pages, Python's own test
@@ -47,7 +48,10 @@ RUN groupadd --system --gid 101 nginx \
 # database), chardet (requests then guesses charsets with charset_normalizer,
 # also installed; the Docker API answers JSON in UTF-8 anyway), PyYAML
 # (only watchdog's watchmedo command reads YAML), curses, Python's CJK codecs
-# (the watcher reads JSON and writes ASCII config), and the bytecode of modules the runtime never imports
+# (the watcher reads JSON and writes ASCII config), decimal's pure-Python
+# fallback (its C module stays), the subinterpreter modules only Python's own
+# tests use, wsgiref, mailbox, venv, dbm and shelve (nothing here imports
+# them), and the bytecode of modules the runtime never imports
 # (scripts/trim-bytecode). The bytecode of what it imports stays: without it
 # every Python process would compile its imports at each start.
 # nginx-debug: the official image's debug build; Debian's nginx is built
