@@ -183,9 +183,23 @@ def referenced_upstreams(texts: Iterable[str]) -> set[str]:
     return found
 
 
-@functools.lru_cache(maxsize=64)  # every sync reads the user's files again; they seldom change
+# The names found in each text, by (length, hash) of the text, not the text itself:
+# files may be up to MAX_CONFIG_BYTES each, and keeping them would grow the watcher.
+_REFERENCES: dict[tuple[int, int], frozenset[str]] = {}
+REFERENCES_KEPT = 64
+
+
 def _references(text: str) -> frozenset[str]:
-    return frozenset(n for m in REFERENCE_RE.finditer(text) if L.is_name(n := m.group(1).lower()))
+    """The names in one text, remembered: every sync reads the user's files again, they
+    seldom change, and the scan costs about a millisecond a dozen kilobytes."""
+    key = (len(text), hash(text))
+    found = _REFERENCES.get(key)
+    if found is None:
+        found = frozenset(n for m in REFERENCE_RE.finditer(text) if L.is_name(n := m.group(1).lower()))
+        if len(_REFERENCES) >= REFERENCES_KEPT:
+            _REFERENCES.clear()  # files that changed many times: start again
+        _REFERENCES[key] = found
+    return found
 
 
 def in_scope(container: Container, proxy: Proxy, scope: str = "project") -> bool:

@@ -83,3 +83,18 @@ def test_an_equal_container_from_a_new_inspect_is_combined_again() -> None:
     again = model.build([web(1), api(1)], proxy())
     assert again.upstreams == first.upstreams
     assert all(a is not b for a, b in zip(again.upstreams, first.upstreams, strict=True))
+
+
+def test_references_follow_the_text_and_not_a_stale_answer() -> None:
+    """The user's files are scanned once per text: an edit (even one of the same length) is scanned again."""
+    a = "location / { proxy_pass http://aaa.upstream; }"
+    b = "location / { proxy_pass http://bbb.upstream; }"
+    assert len(a) == len(b)
+    assert model.referenced_upstreams([a]) == {"aaa.upstream"}
+    assert model.referenced_upstreams([b]) == {"bbb.upstream"}
+    assert model.referenced_upstreams([a, b]) == {"aaa.upstream", "bbb.upstream"}
+    many = [f"proxy_pass http://n{i}.upstream;" for i in range(model.REFERENCES_KEPT * 2)]
+    for i, text in enumerate(many):  # past the bound the answers are worked out again, still right
+        assert model.referenced_upstreams([text]) == {f"n{i}.upstream"}
+    assert len(model._REFERENCES) <= model.REFERENCES_KEPT
+    assert model.referenced_upstreams([a]) == {"aaa.upstream"}
